@@ -1,0 +1,183 @@
+"""The bridge process: start-up order, web server, background work, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import start_http_server
+
+from . import registration as reg
+from .appservice import AppServiceHandler
+from .config import Config, ConfigError
+from .db import open_database
+from .matrix import Homeserver, is_transient
+from .policy import Policy, PolicyError
+from .provisioning.api import ProvisioningAPI
+from .reconciler import Reconciler, describe
+
+log = logging.getLogger("bridge")
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Routing errors answer in JSON too, naming what was wrong."""
+    try:
+        return await handler(request)
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        errcode = {404: "M_UNRECOGNIZED", 405: "M_UNRECOGNIZED", 413: "M_TOO_LARGE"}.get(
+            e.status, "M_UNKNOWN"
+        )
+        return web.json_response(
+            {"errcode": errcode, "error": f"{request.method} {request.path}: {e.reason}"},
+            status=e.status,
+        )
+
+
+def load_policy(config: Config) -> Policy:
+    path = config.resolve_path("policy.file")
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"key 'policy.file': cannot read {path}: {e.strerror}") from None
+    try:
+        return Policy.from_yaml(text, str(path))
+    except PolicyError as e:
+        raise ConfigError(str(e)) from None
+
+
+class Bridge:
+    """Everything one bridge process runs, started in dependency order."""
+
+    def __init__(self, config: Config, registration: reg.Registration) -> None:
+        self.config = config
+        self.registration = registration
+        self.policy = load_policy(config)
+        self.domain = config["homeserver.domain"]
+        self.bot_mxid = f"@{registration.sender_localpart}:{self.domain}"
+        self.db = open_database(config["database.uri"], config["database.max_connections"])
+        self.hs = Homeserver(
+            config["homeserver.address"], registration.as_token, self.bot_mxid, self.domain
+        )
+        self.reconciler = Reconciler(
+            self.db,
+            self.hs,
+            self.policy,
+            workers=config["reconciler.workers"],
+            poll_interval=config["reconciler.poll_interval"],
+            drift_interval=config["reconciler.drift_interval"],
+            backoff_initial=config["reconciler.backoff_initial"],
+            backoff_max=config["reconciler.backoff_max"],
+        )
+        self.appservice = AppServiceHandler(
+            self.db, self.reconciler, registration.hs_token, self.bot_mxid
+        )
+        self.provisioning = ProvisioningAPI(
+            self.db,
+            self.policy,
+            self.reconciler,
+            secret=config["provisioning.shared_secret"],
+            max_skew=config["provisioning.max_clock_skew"],
+            domain=self.domain,
+            alias_prefix=config["appservice.alias_prefix"],
+            reserved_localparts={registration.sender_localpart},
+        )
+        self._runner: web.AppRunner | None = None
+        self._ping_task: asyncio.Task | None = None
+
+    def make_app(self) -> web.Application:
+        app = web.Application(middlewares=[json_errors], client_max_size=1024 * 1024)
+        app.add_routes(self.appservice.routes())
+        app.add_routes(self.provisioning.routes())
+        return app
+
+    async def start(self) -> None:
+        log.info("Starting bridge for %s as %s", self.domain, self.bot_mxid)
+        await self.db.start()  # runs pending migrations
+        self._runner = web.AppRunner(self.make_app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(
+            self._runner, self.config["appservice.hostname"], self.config["appservice.port"]
+        )
+        await site.start()
+        log.info(
+            "Listening on %s:%s", self.config["appservice.hostname"], self.config["appservice.port"]
+        )
+        if self.config["metrics.enabled"]:
+            start_http_server(self.config["metrics.port"], self.config["metrics.hostname"])
+            log.info(
+                "Metrics on %s:%s", self.config["metrics.hostname"], self.config["metrics.port"]
+            )
+        # The homeserver may be down; the bridge serves WordPress meanwhile and converges later.
+        self._ping_task = asyncio.create_task(self._ping_until_up())
+        self.reconciler.start()
+
+    async def _ping_until_up(self) -> None:
+        delay = 1.0
+        while True:
+            try:
+                await self.hs.ping(self.config["appservice.id"])
+                log.info(
+                    "Homeserver %s answered the appservice ping", self.config["homeserver.address"]
+                )
+                return
+            except Exception as e:
+                if not is_transient(e):
+                    log.error(
+                        "Homeserver refused the appservice ping (%s): is the registration loaded?",
+                        describe(e),
+                    )
+                else:
+                    log.warning(
+                        "Homeserver not reachable (%s); retrying in %.0fs", describe(e), delay
+                    )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 60)
+
+    async def stop(self) -> None:
+        if self._ping_task:
+            self._ping_task.cancel()
+        await self.reconciler.stop()
+        if self._runner:
+            await self._runner.cleanup()
+        await self.hs.close()
+        await self.db.stop()
+        log.info("Bridge stopped")
+
+
+def setup_logging(config: Config) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if config["logging.file"]:
+        handlers.append(logging.FileHandler(config.resolve_path("logging.file")))
+    logging.basicConfig(
+        level=config["logging.level"].upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=handlers,
+        force=True,
+    )
+    # Library loggers can echo request bodies at DEBUG; keep them at INFO or above.
+    for name in ("mau", "aiohttp.access", "bridge.hs.api"):
+        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLogger().level))
+
+
+async def run(config_path: Path, registration_path: Path) -> None:
+    from .config import load
+
+    config = load(config_path)
+    setup_logging(config)
+    bridge = Bridge(config, reg.load(registration_path))
+    await bridge.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await bridge.stop()

@@ -1,0 +1,130 @@
+"""The appservice side: transactions and pings from the homeserver.
+
+Transactions are recorded in the DB in the same DB transaction as their effects, so one retried
+by the homeserver after a crash is applied exactly once.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+from typing import Any
+
+from aiohttp import web
+from mautrix.util.async_db import Database
+
+from . import metrics
+from .db import store
+from .reconciler import MATTER, Reconciler
+
+log = logging.getLogger("bridge.appservice")
+
+# State whose change by anyone but the bridge is drift to repair.
+WATCHED_STATE = {
+    "m.room.member",
+    "m.room.power_levels",
+    "m.room.encryption",
+    "m.room.join_rules",
+    "m.room.history_visibility",
+    "m.room.guest_access",
+    "m.room.name",
+    "m.room.topic",
+    "m.room.canonical_alias",
+}
+
+
+def _error(status: int, errcode: str, message: str) -> web.Response:
+    return web.json_response({"errcode": errcode, "error": message}, status=status)
+
+
+class AppServiceHandler:
+    def __init__(self, db: Database, reconciler: Reconciler, hs_token: str, bot_mxid: str) -> None:
+        self.db = db
+        self.reconciler = reconciler
+        self._hs_token = hs_token
+        self.bot_mxid = bot_mxid
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.put("/_matrix/app/v1/transactions/{txn_id}", self.transaction),
+            web.post("/_matrix/app/v1/ping", self.ping),
+            web.get("/_matrix/app/v1/users/{user_id}", self.query),
+            web.get("/_matrix/app/v1/rooms/{alias}", self.query),
+        ]
+
+    def _check_token(self, request: web.Request) -> web.Response | None:
+        header = request.headers.get("Authorization", "")
+        token = header[7:] if header.startswith("Bearer ") else request.query.get("access_token")
+        if not token:
+            return _error(401, "M_UNAUTHORIZED", "missing hs_token")
+        if not hmac.compare_digest(token.encode(), self._hs_token.encode()):
+            return _error(403, "M_FORBIDDEN", "invalid hs_token")
+        return None
+
+    async def ping(self, request: web.Request) -> web.Response:
+        if (refused := self._check_token(request)) is not None:
+            return refused
+        return web.json_response({})
+
+    async def query(self, request: web.Request) -> web.Response:
+        # People and matter rooms exist because WordPress said so, never on demand.
+        if (refused := self._check_token(request)) is not None:
+            return refused
+        return _error(404, "M_NOT_FOUND", "not provisioned")
+
+    async def transaction(self, request: web.Request) -> web.Response:
+        if (refused := self._check_token(request)) is not None:
+            metrics.TRANSACTIONS.labels("unauthorized").inc()
+            return refused
+        txn_id = request.match_info["txn_id"]
+        try:
+            body = json.loads(await request.read())
+            events = body.get("events", [])
+            if not isinstance(events, list):
+                raise ValueError
+        except (ValueError, AttributeError, UnicodeDecodeError):
+            metrics.TRANSACTIONS.labels("bad_request").inc()
+            return _error(400, "M_NOT_JSON", "transaction body must be a JSON object with events")
+        touched: set[int] = set()
+        async with self.db.acquire() as conn, conn.transaction():
+            if await conn.fetchval("SELECT 1 FROM appservice_txn WHERE txn_id = $1", txn_id):
+                metrics.TRANSACTIONS.labels("duplicate").inc()
+                log.debug("Transaction %s already applied", txn_id)
+                return web.json_response({})
+            await conn.execute(
+                "INSERT INTO appservice_txn (txn_id, received_at) VALUES ($1, $2)",
+                txn_id,
+                time.time(),
+            )
+            for event in events:
+                matter_id = await self._drift_matter(conn, event)
+                if matter_id is not None and matter_id not in touched:
+                    touched.add(matter_id)
+                    await store.mark_matter_dirty(conn, matter_id)
+        metrics.TRANSACTIONS.labels("applied").inc()
+        log.debug(
+            "Transaction %s: %d event(s), %d room(s) to check", txn_id, len(events), len(touched)
+        )
+        if touched:
+            self.reconciler.notify((MATTER, m) for m in touched)
+        return web.json_response({})
+
+    async def _drift_matter(self, conn: Any, event: Any) -> int | None:
+        """The matter whose room this event may have pushed away from the desired state."""
+        if not isinstance(event, dict) or event.get("type") not in WATCHED_STATE:
+            return None
+        if "state_key" not in event or event.get("sender") == self.bot_mxid:
+            return None
+        content = event.get("content") or {}
+        if (
+            event["type"] == "m.room.member"
+            and content.get("membership") == "join"
+            and event.get("sender") == event.get("state_key")
+        ):
+            # Joining needs the bridge's invite; the bridge joins people itself.
+            return None
+        return await conn.fetchval(
+            "SELECT wp_id FROM matter WHERE room_id = $1", event.get("room_id")
+        )

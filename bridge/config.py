@@ -1,0 +1,182 @@
+"""Loading and validating the bridge's YAML configuration.
+
+Every key is checked at start-up; the first problem stops the bridge with a message that names the
+key, so an operator never runs with a half-understood file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+
+class ConfigError(Exception):
+    """A key is missing or invalid; the message names it."""
+
+
+_LOCALPART = re.compile(r"^[a-z0-9][a-z0-9._=\-]*$")
+_DOMAIN = re.compile(r"^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$")
+_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+
+
+def _url(v: Any) -> str | None:
+    if not isinstance(v, str) or not re.match(r"^https?://[^\s/]+(/[^\s]*)?$", v):
+        return "must be an http(s) URL"
+    return None
+
+
+def _str(v: Any) -> str | None:
+    return None if isinstance(v, str) and v.strip() else "must be a non-empty string"
+
+
+def _port(v: Any) -> str | None:
+    return (
+        None
+        if isinstance(v, int) and not isinstance(v, bool) and 0 < v < 65536
+        else "must be a port number"
+    )
+
+
+def _positive(v: Any) -> str | None:
+    ok = isinstance(v, int | float) and not isinstance(v, bool) and v > 0
+    return None if ok else "must be a positive number"
+
+
+def _positive_int(v: Any) -> str | None:
+    return (
+        None
+        if isinstance(v, int) and not isinstance(v, bool) and v > 0
+        else "must be a positive integer"
+    )
+
+
+def _bool(v: Any) -> str | None:
+    return None if isinstance(v, bool) else "must be true or false"
+
+
+def _db_uri(v: Any) -> str | None:
+    if isinstance(v, str) and (
+        v.startswith(("postgres://", "postgresql://")) or v.startswith("sqlite:")
+    ):
+        return None
+    return "must start with postgres:// or sqlite:"
+
+
+def _secret(v: Any) -> str | None:
+    if not isinstance(v, str) or len(v) < 32 or v.startswith("CHANGE"):
+        return "must be a random string of at least 32 characters"
+    return None
+
+
+def _localpart(v: Any) -> str | None:
+    return (
+        None
+        if isinstance(v, str) and _LOCALPART.match(v)
+        else "must be a lowercase Matrix localpart"
+    )
+
+
+def _domain(v: Any) -> str | None:
+    return None if isinstance(v, str) and _DOMAIN.match(v) else "must be a domain name"
+
+
+def _level(v: Any) -> str | None:
+    return (
+        None if isinstance(v, str) and v.upper() in _LEVELS else f"must be one of {sorted(_LEVELS)}"
+    )
+
+
+def _optional_str(v: Any) -> str | None:
+    return None if v is None or isinstance(v, str) else "must be a string or null"
+
+
+_Check = Callable[[Any], "str | None"]
+_REQUIRED = object()
+
+# (dotted key, check, default). A default of _REQUIRED means the key must be present.
+SCHEMA: list[tuple[str, _Check, Any]] = [
+    ("homeserver.address", _url, _REQUIRED),
+    ("homeserver.domain", _domain, _REQUIRED),
+    ("appservice.id", _localpart, "firm-bridge"),
+    ("appservice.address", _url, _REQUIRED),
+    ("appservice.hostname", _str, "127.0.0.1"),
+    ("appservice.port", _port, _REQUIRED),
+    ("appservice.bot_localpart", _localpart, "firmbridge"),
+    ("appservice.alias_prefix", _localpart, "matter-"),
+    ("database.uri", _db_uri, _REQUIRED),
+    ("database.max_connections", _positive_int, 10),
+    ("provisioning.shared_secret", _secret, _REQUIRED),
+    ("provisioning.max_clock_skew", _positive_int, 300),
+    ("policy.file", _str, _REQUIRED),
+    ("reconciler.workers", _positive_int, 8),
+    ("reconciler.poll_interval", _positive, 2),
+    ("reconciler.drift_interval", _positive, 300),
+    ("reconciler.backoff_initial", _positive, 1),
+    ("reconciler.backoff_max", _positive, 300),
+    ("metrics.enabled", _bool, False),
+    ("metrics.hostname", _str, "127.0.0.1"),
+    ("metrics.port", _port, 9100),
+    ("logging.level", _level, "INFO"),
+    ("logging.file", _optional_str, None),
+]
+
+
+@attrs.define(frozen=True)
+class Config:
+    """The validated configuration; `get` reads a dotted key."""
+
+    values: dict[str, Any]
+    path: Path
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+    def resolve_path(self, key: str) -> Path:
+        """A file named in the config, relative to the config file's folder."""
+        p = Path(self.values[key])
+        return p if p.is_absolute() else (self.path.parent / p)
+
+
+def _lookup(data: Any, dotted: str) -> tuple[bool, Any]:
+    node = data
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+def parse(data: Any, path: Path) -> Config:
+    """Validate parsed YAML; raise ConfigError naming the first bad key."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the file must be a YAML mapping")
+    values: dict[str, Any] = {}
+    for key, check, default in SCHEMA:
+        present, value = _lookup(data, key)
+        if not present or value is None and default is not None:
+            if default is _REQUIRED:
+                raise ConfigError(f"{path}: key '{key}' is missing")
+            value = default
+        problem = check(value)
+        if problem:
+            raise ConfigError(f"{path}: key '{key}' {problem}")
+        values[key] = value
+    return Config(values=values, path=path)
+
+
+def load(path: Path) -> Config:
+    yaml = YAML(typ="safe")
+    try:
+        with path.open() as f:
+            data = yaml.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    return parse(data, path)

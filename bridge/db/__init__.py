@@ -1,0 +1,21 @@
+"""The bridge's database: PostgreSQL (asyncpg) in production, SQLite as the embedded default."""
+
+from __future__ import annotations
+
+import logging
+
+from mautrix.util.async_db import Database
+
+from .upgrade import upgrade_table
+
+__all__ = ["open_database", "upgrade_table"]
+
+
+def open_database(uri: str, max_connections: int = 10) -> Database:
+    # SQLite takes one writer; one connection keeps transactions from interleaving.
+    args = {"min_size": 1, "max_size": max_connections} if uri.startswith("postgres") else {}
+    if uri.startswith("postgres"):
+        return Database.create(
+            uri, upgrade_table=upgrade_table, db_args=args, log=logging.getLogger("bridge.db")
+        )
+    return Database.create(uri, upgrade_table=upgrade_table, log=logging.getLogger("bridge.db"))

@@ -1,0 +1,301 @@
+"""Provisioning API routes. Each request is verified, then applied in one DB transaction."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import attrs
+from aiohttp import web
+from mautrix.util.async_db import Database
+
+from .. import metrics
+from ..db import store
+from ..model import Matter, Person
+from ..policy import Policy
+from ..reconciler import MATTER, PERSON, Reconciler
+from .signing import SignatureError, verify
+from .validate import BadField, parse_matter, parse_person, parse_wp_id
+
+log = logging.getLogger("bridge.provisioning")
+PREFIX = "/_firm/v1"
+MAX_BODY = 256 * 1024
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, errcode: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.errcode = errcode
+        self.message = message
+        self.field = field
+
+    def response(self) -> web.Response:
+        body: dict[str, Any] = {"errcode": self.errcode, "error": self.message}
+        if self.field:
+            body["field"] = self.field
+        return web.json_response(body, status=self.status)
+
+
+class ProvisioningAPI:
+    def __init__(
+        self,
+        db: Database,
+        policy: Policy,
+        reconciler: Reconciler,
+        *,
+        secret: str,
+        max_skew: float,
+        domain: str,
+        alias_prefix: str,
+        reserved_localparts: set[str],
+    ) -> None:
+        self.db = db
+        self.policy = policy
+        self.reconciler = reconciler
+        self._secret = secret
+        self.max_skew = max_skew
+        self.domain = domain
+        self.alias_prefix = alias_prefix
+        self.reserved = reserved_localparts
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.put(PREFIX + "/people/{wp_id}", self._wrap(self.put_person)),
+            web.get(PREFIX + "/people/{wp_id}", self._wrap(self.get_person)),
+            web.post(PREFIX + "/people/{wp_id}/deactivate", self._wrap(self.deactivate_person)),
+            web.put(PREFIX + "/matters/{wp_id}", self._wrap(self.put_matter)),
+            web.get(PREFIX + "/matters/{wp_id}", self._wrap(self.get_matter)),
+        ]
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    def _wrap(
+        self, handler: Callable[[web.Request, int, Any, str], Awaitable[dict]]
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def wrapped(request: web.Request) -> web.StreamResponse:
+            try:
+                body = await request.read()
+                if len(body) > MAX_BODY:
+                    raise ApiError(413, "FIRM_TOO_LARGE", "request body is too large", "body")
+                try:
+                    request_id = verify(
+                        self._secret,
+                        request.method,
+                        request.raw_path,
+                        request.headers,
+                        body,
+                        time.time(),
+                        self.max_skew,
+                    )
+                except SignatureError as e:
+                    raise ApiError(401, "FIRM_UNAUTHORIZED", e.message, e.field) from None
+                try:
+                    wp_id = parse_wp_id(request.match_info["wp_id"])
+                except BadField as e:
+                    raise ApiError(400, "FIRM_BAD_FIELD", e.message, e.field) from None
+                payload = None
+                if request.method in ("PUT", "POST") and body:
+                    try:
+                        payload = json.loads(body)
+                    except (ValueError, UnicodeDecodeError):
+                        raise ApiError(
+                            400, "FIRM_NOT_JSON", "body is not valid JSON", "body"
+                        ) from None
+                result = await handler(request, wp_id, payload, request_id)
+            except ApiError as e:
+                metrics.PROVISIONING.labels(str(e.status)).inc()
+                log.info(
+                    "%s %s refused: %d %s (%s)",
+                    request.method,
+                    request.path,
+                    e.status,
+                    e.errcode,
+                    e.field or "-",
+                )
+                return e.response()
+            metrics.PROVISIONING.labels("200").inc()
+            return web.json_response(result)
+
+        return wrapped
+
+    async def _claim(self, conn: Any, request_id: str) -> None:
+        if not await store.claim_request_id(conn, request_id, time.time(), self.max_skew):
+            raise ApiError(
+                409, "FIRM_REPLAYED", "this request id was already used", "X-Firm-Request-Id"
+            )
+
+    @staticmethod
+    def _bad(e: BadField) -> ApiError:
+        return ApiError(400, "FIRM_BAD_FIELD", e.message, e.field)
+
+    # --- people ------------------------------------------------------------------------------
+
+    async def put_person(self, request: web.Request, wp_id: int, payload: Any, rid: str) -> dict:
+        try:
+            data = parse_person(payload)
+        except BadField as e:
+            raise self._bad(e) from None
+        departing = not data.active
+        departure = None
+        async with self.db.acquire() as conn, conn.transaction():
+            await self._claim(conn, rid)
+            try:
+                person, changed = await store.upsert_person(
+                    conn,
+                    wp_id,
+                    attrs.evolve(data, active=True) if departing else data,
+                    self.reserved,
+                )
+            except BadField as e:
+                raise self._bad(e) from None
+            if departing:
+                departure = await store.deactivate_person(conn, wp_id)
+                changed = changed or not departure["already_departed"]  # type: ignore[index]
+            result = await self._person_view(conn, wp_id)
+        if changed:
+            log.info("Person %s updated (role %s, active %s)", wp_id, data.role.value, data.active)
+            self.reconciler.notify([(PERSON, wp_id)])
+        if departure is not None:
+            result["departure"] = departure
+        return result
+
+    async def deactivate_person(
+        self, request: web.Request, wp_id: int, payload: Any, rid: str
+    ) -> dict:
+        async with self.db.acquire() as conn, conn.transaction():
+            await self._claim(conn, rid)
+            departure = await store.deactivate_person(conn, wp_id)
+            if departure is None:
+                raise ApiError(
+                    404, "FIRM_NOT_FOUND", f"no person with WordPress id {wp_id}", "wp_id"
+                )
+            result = await self._person_view(conn, wp_id)
+        if not departure["already_departed"]:
+            log.info(
+                "Person %s departed; %d matter(s) pass to %s",
+                wp_id,
+                len(departure["matters"]),
+                departure["successor"],
+            )
+            self.reconciler.notify([(PERSON, wp_id)])
+        result["departure"] = departure
+        return result
+
+    async def get_person(self, request: web.Request, wp_id: int, payload: Any, rid: str) -> dict:
+        async with self.db.acquire() as conn, conn.transaction():
+            await self._claim(conn, rid)
+            if await store.get_person(conn, wp_id) is None:
+                raise ApiError(
+                    404, "FIRM_NOT_FOUND", f"no person with WordPress id {wp_id}", "wp_id"
+                )
+            return await self._person_view(conn, wp_id)
+
+    async def _person_view(self, conn: Any, wp_id: int) -> dict:
+        person = await store.get_person(conn, wp_id)
+        assert person is not None
+        sync = await store.person_sync_row(conn, wp_id)
+        rows = await conn.fetch(
+            "SELECT a.matter_id, a.capacity, m.room_id FROM matter_assignment a"
+            " JOIN matter m ON m.wp_id = a.matter_id WHERE a.person_id = $1 ORDER BY a.matter_id",
+            wp_id,
+        )
+        return {
+            "wp_id": person.wp_id,
+            "user_id": self._mxid(person),
+            "login": person.login,
+            "display_name": person.display_name,
+            "role": person.role.value,
+            "active": person.active,
+            "supervisor": person.supervisor_id,
+            "attorneys": list(person.attorney_ids),
+            "matters": [
+                {"wp_id": r["matter_id"], "capacity": r["capacity"], "room_id": r["room_id"]}
+                for r in rows
+            ],
+            "sync": _sync(sync),
+        }
+
+    def _mxid(self, person: Person) -> str:
+        return f"@{person.localpart}:{self.domain}"
+
+    # --- matters -----------------------------------------------------------------------------
+
+    async def put_matter(self, request: web.Request, wp_id: int, payload: Any, rid: str) -> dict:
+        try:
+            data = parse_matter(payload)
+        except BadField as e:
+            raise self._bad(e) from None
+        async with self.db.acquire() as conn, conn.transaction():
+            await self._claim(conn, rid)
+            try:
+                _, changed = await store.upsert_matter(
+                    conn, wp_id, data, self.policy, self.alias_prefix
+                )
+            except BadField as e:
+                raise self._bad(e) from None
+            result = await self._matter_view(conn, wp_id)
+        if changed:
+            log.info(
+                "Matter %s updated (%s, %d assigned)",
+                wp_id,
+                data.status.value,
+                len(data.assignments),
+            )
+            self.reconciler.notify([(MATTER, wp_id)])
+        return result
+
+    async def get_matter(self, request: web.Request, wp_id: int, payload: Any, rid: str) -> dict:
+        async with self.db.acquire() as conn, conn.transaction():
+            await self._claim(conn, rid)
+            if await store.get_matter(conn, wp_id) is None:
+                raise ApiError(
+                    404, "FIRM_NOT_FOUND", f"no matter with WordPress id {wp_id}", "wp_id"
+                )
+            return await self._matter_view(conn, wp_id)
+
+    async def _matter_view(self, conn: Any, wp_id: int) -> dict:
+        matter = await store.get_matter(conn, wp_id)
+        assert matter is not None
+        people = await store.get_people(conn, list(matter.assignments))
+        members = self.policy.matter_members(
+            matter.privileged, [(self._mxid(p), p.role, p.active) for p in people.values()]
+        )
+        return {
+            "wp_id": matter.wp_id,
+            "number": matter.number,
+            "title": matter.title,
+            "privileged": matter.privileged,
+            "status": matter.status.value,
+            "room_id": matter.room_id,
+            "alias": f"#{matter.alias_localpart}:{self.domain}",
+            "assignments": _assignments(matter, people, self._mxid),
+            "members": sorted(members),
+            "power_levels": self.policy.matter_power_levels(members, matter.status),
+            "sync": _sync(await store.matter_sync_row(conn, wp_id)),
+        }
+
+
+def _assignments(
+    matter: Matter, people: dict[int, Person], mxid: Callable[[Person], str]
+) -> list[dict]:
+    return [
+        {"wp_id": pid, "capacity": cap.value, "user_id": mxid(people[pid])}
+        for pid, cap in sorted(matter.assignments.items())
+        if pid in people
+    ]
+
+
+def _sync(row: Any) -> dict:
+    synced = row["synced_version"] >= row["desired_version"]
+    state = "synced" if synced else ("retrying" if row["attempts"] else "pending")
+    return {
+        "state": state,
+        "desired_version": row["desired_version"],
+        "synced_version": row["synced_version"],
+        "attempts": row["attempts"],
+        "last_error": row["last_error"],
+    }

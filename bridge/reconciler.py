@@ -1,0 +1,385 @@
+"""Converges the homeserver to the desired state in the DB.
+
+Level-triggered: a pass reads what should be and what is, and changes only the difference, so the
+same pass can run any number of times. Work on one object is serialized by a lock per object;
+failures back off exponentially and are retried from the DB, so a crash or a homeserver outage
+only delays convergence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from mautrix.errors import MatrixRequestError, MUserInUse
+from mautrix.util.async_db import Database
+
+from . import metrics
+from .db import store
+from .matrix import Homeserver
+from .model import Matter, MatterStatus, Person
+from .policy import MANAGED_STATE, Policy
+
+log = logging.getLogger("bridge.reconciler")
+
+MATTER = "matter"
+PERSON = "person"
+
+
+def room_name(matter: Matter) -> str:
+    return f"{matter.number} · {matter.title}"
+
+
+def room_topic(matter: Matter) -> str:
+    flags = ["privileged" if matter.privileged else "not privileged"]
+    if matter.status == MatterStatus.CLOSED:
+        flags.append("closed, read-only")
+    return f"Matter {matter.number} ({', '.join(flags)}). Managed by the firm."
+
+
+def describe(err: BaseException) -> str:
+    """An error summary safe for logs and the DB: codes and types, never response bodies."""
+    if isinstance(err, MatrixRequestError):
+        return f"HTTP {err.http_status} {err.errcode or ''}".strip()
+    return type(err).__name__
+
+
+class Reconciler:
+    def __init__(
+        self,
+        db: Database,
+        hs: Homeserver,
+        policy: Policy,
+        *,
+        workers: int = 8,
+        poll_interval: float = 2,
+        drift_interval: float = 300,
+        backoff_initial: float = 1,
+        backoff_max: float = 300,
+    ) -> None:
+        self.db = db
+        self.hs = hs
+        self.policy = policy
+        self.workers = workers
+        self.poll_interval = poll_interval
+        self.drift_interval = drift_interval
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self._queue: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
+        self._queued: set[tuple[str, int]] = set()
+        self._locks: dict[tuple[str, int], asyncio.Lock] = {}
+        self._tasks: list[asyncio.Task] = []
+        self._wake = asyncio.Event()
+        self._busy = 0
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._worker(i)) for i in range(self.workers)]
+        self._tasks.append(asyncio.create_task(self._poller()))
+        self._tasks.append(asyncio.create_task(self._drift_loop()))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    def notify(self, keys: Iterable[tuple[str, int]] = ()) -> None:
+        """Something changed: queue these objects now and look for other dirty rows."""
+        for key in keys:
+            self._enqueue(key)
+        self._wake.set()
+
+    def _enqueue(self, key: tuple[str, int]) -> None:
+        if key not in self._queued:
+            self._queued.add(key)
+            self._queue.put_nowait(key)
+            metrics.QUEUE_DEPTH.set(self._queue.qsize())
+
+    @property
+    def idle(self) -> bool:
+        return self._queue.empty() and self._busy == 0
+
+    # --- loops -------------------------------------------------------------------------------
+
+    async def _poller(self) -> None:
+        while True:
+            try:
+                await self.enqueue_dirty()
+            except Exception:
+                log.exception("Could not read dirty objects from the database")
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def enqueue_dirty(self) -> int:
+        now = time.time()
+        count = 0
+        dirty = 0
+        for kind in (PERSON, MATTER):
+            rows = await self.db.fetch(
+                f"SELECT wp_id, next_attempt FROM {kind} WHERE desired_version > synced_version"
+                " ORDER BY wp_id"
+            )
+            dirty += len(rows)
+            for row in rows:
+                if row["next_attempt"] <= now:
+                    self._enqueue((kind, row["wp_id"]))
+                    count += 1
+        metrics.DIRTY_OBJECTS.set(dirty)
+        return count
+
+    async def _drift_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.drift_interval)
+            try:
+                await self.check_everything()
+            except Exception:
+                log.exception("Drift check could not list objects")
+
+    async def check_everything(self) -> None:
+        """Queue every object for a full comparison with the homeserver (repairs drift)."""
+        for kind in (PERSON, MATTER):
+            for row in await self.db.fetch(f"SELECT wp_id FROM {kind} ORDER BY wp_id"):
+                self._enqueue((kind, row["wp_id"]))
+
+    async def _worker(self, n: int) -> None:
+        while True:
+            key = await self._queue.get()
+            self._queued.discard(key)
+            metrics.QUEUE_DEPTH.set(self._queue.qsize())
+            self._busy += 1
+            try:
+                lock = self._locks.setdefault(key, asyncio.Lock())
+                async with lock:
+                    await self.reconcile(*key)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("Unexpected error reconciling %s %s", *key)
+            finally:
+                self._busy -= 1
+                if not self._queued and self._busy == 0:
+                    # Locks of finished objects are not needed again until they are queued.
+                    self._locks = {k: v for k, v in self._locks.items() if v.locked()}
+
+    # --- one object --------------------------------------------------------------------------
+
+    async def reconcile(self, kind: str, wp_id: int) -> bool:
+        """One level-triggered pass over one object; True if it converged."""
+        row = await self.db.fetchrow(
+            f"SELECT desired_version, synced_version, dirty_since, attempts FROM {kind}"
+            " WHERE wp_id = $1",
+            wp_id,
+        )
+        if row is None:
+            return True
+        version = row["desired_version"]
+        try:
+            if kind == MATTER:
+                await self._reconcile_matter(wp_id)
+            else:
+                await self._reconcile_person(wp_id)
+        except Exception as err:
+            await self._failed(kind, wp_id, row["attempts"], err)
+            return False
+        await self.db.execute(
+            f"UPDATE {kind} SET synced_version = $2, attempts = 0, last_error = NULL,"
+            " dirty_since = CASE WHEN desired_version = $2 THEN NULL ELSE dirty_since END"
+            " WHERE wp_id = $1 AND synced_version < $2",
+            wp_id,
+            version,
+        )
+        if row["synced_version"] < version and row["dirty_since"] is not None:
+            metrics.RECONCILE_LAG.observe(max(0.0, time.time() - row["dirty_since"]))
+        metrics.RECONCILE_RUNS.labels(kind, "ok").inc()
+        return True
+
+    async def _failed(self, kind: str, wp_id: int, attempts: int, err: Exception) -> None:
+        delay = min(self.backoff_max, self.backoff_initial * 2**attempts)
+        delay *= random.uniform(0.8, 1.2)
+        metrics.RECONCILE_RUNS.labels(kind, "error").inc()
+        log.warning(
+            "Reconciling %s %s failed (%s), attempt %d; retrying in %.1fs",
+            kind,
+            wp_id,
+            describe(err),
+            attempts + 1,
+            delay,
+        )
+        if not isinstance(err, MatrixRequestError):
+            log.debug("Failure detail", exc_info=err)
+        await self.db.execute(
+            f"UPDATE {kind} SET attempts = attempts + 1, next_attempt = $2, last_error = $3"
+            " WHERE wp_id = $1",
+            wp_id,
+            time.time() + delay,
+            describe(err),
+        )
+
+    # --- people ------------------------------------------------------------------------------
+
+    async def ensure_account(self, person: Person) -> str:
+        mxid = self.hs.mxid(person.localpart)
+        registered = await self.db.fetchval(
+            "SELECT registered FROM person WHERE wp_id = $1", person.wp_id
+        )
+        if not registered:
+            try:
+                created = await self.hs.register(person.localpart)
+            except MUserInUse:
+                created = False
+            if created:
+                log.info("Created account %s for person %s", mxid, person.wp_id)
+                metrics.REPAIRS.labels("register").inc()
+            await self.db.execute(
+                "UPDATE person SET registered = true WHERE wp_id = $1", person.wp_id
+            )
+        return mxid
+
+    async def _reconcile_person(self, wp_id: int) -> None:
+        person = await store.get_person(self.db, wp_id)  # type: ignore[arg-type]
+        if person is None:
+            return
+        mxid = await self.ensure_account(person)
+        if person.active:
+            if await self.hs.get_displayname(mxid) != person.display_name:
+                await self.hs.set_displayname(mxid, person.display_name)
+                metrics.REPAIRS.labels("displayname").inc()
+            return
+        # Departed: every session ends and they leave every room, managed or not.
+        devices = await self.hs.devices(mxid)
+        if devices:
+            await self.hs.delete_devices(mxid, devices)
+            metrics.REPAIRS.labels("logout").inc()
+            log.info("Logged out %d device(s) of departed person %s", len(devices), wp_id)
+        for room_id in await self.hs.joined_rooms(mxid) + await self.hs.invited_rooms(mxid):
+            await self.hs.leave_as(room_id, mxid)
+            metrics.REPAIRS.labels("leave").inc()
+            log.info("Departed person %s left room %s", wp_id, room_id)
+
+    # --- matters -----------------------------------------------------------------------------
+
+    async def _reconcile_matter(self, wp_id: int) -> None:
+        matter = await store.get_matter(self.db, wp_id)  # type: ignore[arg-type]
+        if matter is None:
+            return
+        people = await store.get_people(self.db, list(matter.assignments))  # type: ignore[arg-type]
+        for person in people.values():
+            if person.active:
+                await self.ensure_account(person)
+        members = self.policy.matter_members(
+            matter.privileged,
+            [(self.hs.mxid(p.localpart), p.role, p.active) for p in people.values()],
+        )
+        power = self.policy.matter_power_levels(members, matter.status)
+        alias = f"#{matter.alias_localpart}:{self.hs.domain}"
+        state = self.policy.matter_room_state(room_name(matter), room_topic(matter), alias)
+
+        room_id = matter.room_id
+        if room_id is None:
+            # After a crash between createRoom and saving its id, the alias finds the room.
+            room_id = await self.hs.resolve_alias(alias)
+            if room_id is None:
+                room_id = await self._create_room(matter, alias, state, power, members)
+                await self._save_room(wp_id, room_id)
+                for mxid in members:
+                    await self.hs.join_as(room_id, mxid)
+                    metrics.REPAIRS.labels("join").inc()
+                return
+            log.info("Adopted room %s for matter %s by its alias", room_id, wp_id)
+            await self._save_room(wp_id, room_id)
+        await self._converge_room(wp_id, room_id, state, power, members)
+
+    async def _save_room(self, wp_id: int, room_id: str) -> None:
+        await self.db.execute("UPDATE matter SET room_id = $2 WHERE wp_id = $1", wp_id, room_id)
+
+    async def _create_room(
+        self, matter: Matter, alias: str, state: dict[str, dict], power: dict, members: dict
+    ) -> str:
+        initial = [
+            {"type": t, "state_key": "", "content": c}
+            for t, c in state.items()
+            if t not in ("m.room.name", "m.room.topic", "m.room.canonical_alias")
+        ]
+        room_id = await self.hs.create_room(
+            {
+                "room_version": "12",
+                "preset": "private_chat",
+                "visibility": "private",
+                "name": state["m.room.name"]["name"],
+                "topic": state["m.room.topic"]["topic"],
+                "room_alias_name": matter.alias_localpart,
+                "creation_content": {"m.federate": False},
+                "initial_state": initial,
+                "power_level_content_override": power,
+                "invite": sorted(members),
+            }
+        )
+        metrics.REPAIRS.labels("create_room").inc()
+        log.info("Created room %s for matter %s (%d members)", room_id, matter.wp_id, len(members))
+        return room_id
+
+    async def _converge_room(
+        self, wp_id: int, room_id: str, state: dict[str, dict], power: dict, members: dict
+    ) -> None:
+        current: dict[tuple[str, str], dict[str, Any]] = {
+            (ev["type"], ev.get("state_key", "")): ev.get("content", {})
+            for ev in await self.hs.room_state(room_id)
+        }
+        for event_type, content in state.items():
+            have = current.get((event_type, ""))
+            if have is None or any(have.get(k) != v for k, v in content.items()):
+                await self.hs.put_state(room_id, event_type, content)
+                metrics.REPAIRS.labels("state").inc()
+                log.info("Set %s in room %s of matter %s", event_type, room_id, wp_id)
+        have_power = current.get(("m.room.power_levels", ""), {})
+        if not _power_matches(have_power, power):
+            await self.hs.put_state(room_id, "m.room.power_levels", power)
+            metrics.REPAIRS.labels("power_levels").inc()
+            log.info("Set power levels in room %s of matter %s", room_id, wp_id)
+
+        membership = {
+            key[1]: content.get("membership")
+            for key, content in current.items()
+            if key[0] == "m.room.member"
+        }
+        for mxid in sorted(members):
+            have_membership = membership.get(mxid)
+            if have_membership == "join":
+                continue
+            if have_membership == "ban":
+                await self.hs.unban(room_id, mxid)
+                have_membership = "leave"
+            if have_membership != "invite":
+                await self.hs.invite(room_id, mxid)
+            await self.hs.join_as(room_id, mxid)
+            metrics.REPAIRS.labels("join").inc()
+            log.info("Joined %s to room %s of matter %s", mxid, room_id, wp_id)
+        for mxid, have_membership in sorted(membership.items()):
+            if mxid == self.hs.bot_mxid or mxid in members:
+                continue
+            if have_membership in ("join", "invite", "knock"):
+                await self.hs.kick(room_id, mxid, "No longer assigned to this matter")
+                metrics.REPAIRS.labels("kick").inc()
+                log.info("Removed %s from room %s of matter %s", mxid, room_id, wp_id)
+
+
+def _power_matches(have: dict, want: dict) -> bool:
+    for key, value in want.items():
+        if key in ("users", "events", "notifications"):
+            if dict(have.get(key) or {}) != value:
+                return False
+        elif have.get(key) != value:
+            return False
+    return True
+
+
+__all__ = ["MANAGED_STATE", "MATTER", "PERSON", "Reconciler", "room_name", "room_topic"]

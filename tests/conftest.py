@@ -1,0 +1,205 @@
+"""Fixtures: a real Synapse on loopback, a real PostgreSQL or SQLite, and the bridge in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+from ruamel.yaml import YAML
+
+from bridge import registration as reg
+from bridge.app import Bridge, setup_logging
+from bridge.config import Config, parse
+from bridge.devtools.client import ProvisioningClient
+from bridge.devtools.synapse import SynapseServer, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+DOMAIN = "firm.test"
+PG_DSN = os.environ.get("FIRM_TEST_PG", "postgres://postgres@127.0.0.1:5432")
+SECRET = secrets.token_urlsafe(48)
+
+
+def bridge_config_data(port: int, hs_url: str, db_uri: str, **overrides: Any) -> dict:
+    data = {
+        "homeserver": {"address": hs_url, "domain": DOMAIN},
+        "appservice": {
+            "id": "firm-bridge",
+            "address": f"http://127.0.0.1:{port}",
+            "hostname": "127.0.0.1",
+            "port": port,
+            "bot_localpart": "firmbridge",
+            "alias_prefix": "matter-",
+        },
+        "database": {"uri": db_uri},
+        "provisioning": {"shared_secret": SECRET},
+        "policy": {"file": str(ROOT / "config" / "policy.yaml")},
+        "reconciler": {"poll_interval": 0.2, "drift_interval": 3600, "backoff_initial": 0.2,
+                       "backoff_max": 2},
+        "logging": {"level": "INFO"},
+    }
+    for dotted, value in overrides.items():
+        section, key = dotted.split(".")
+        data[section][key] = value
+    return data
+
+
+class Homeserver:
+    """The test homeserver, with an admin account for looking at rooms from outside."""
+
+    def __init__(self, server: SynapseServer, port: int, reg_path: Path, admin: dict) -> None:
+        self.server = server
+        self.bridge_port = port
+        self.registration_path = reg_path
+        self.registration = reg.load(reg_path)
+        self.admin_token = admin["access_token"]
+        self.admin_id = admin["user_id"]
+
+    @property
+    def url(self) -> str:
+        return self.server.base_url
+
+    async def admin_get(self, path: str) -> Any:
+        async with aiohttp.ClientSession() as s, s.get(
+            self.url + path, headers={"Authorization": f"Bearer {self.admin_token}"}
+        ) as r:
+            assert r.status == 200, (path, r.status, await r.text())
+            return await r.json()
+
+    async def as_request(self, method: str, path: str, body: Any = None, user_id: str | None = None
+                         ) -> tuple[int, Any]:
+        """A request with the appservice token, optionally as one of its users."""
+        params = {"user_id": user_id} if user_id else {}
+        async with aiohttp.ClientSession() as s, s.request(
+            method, self.url + path, json=body, params=params,
+            headers={"Authorization": f"Bearer {self.registration.as_token}"},
+        ) as r:
+            return r.status, await r.json(content_type=None)
+
+    async def room_state(self, room_id: str) -> dict[tuple[str, str], dict]:
+        data = await self.admin_get(f"/_synapse/admin/v1/rooms/{room_id}/state")
+        return {(e["type"], e["state_key"]): e["content"] for e in data["state"]}
+
+    async def members(self, room_id: str) -> dict[str, str]:
+        state = await self.room_state(room_id)
+        return {k[1]: c["membership"] for k, c in state.items() if k[0] == "m.room.member"}
+
+    async def joined(self, room_id: str) -> set[str]:
+        return {u for u, m in (await self.members(room_id)).items() if m == "join"}
+
+
+@pytest.fixture(scope="session")
+def homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Homeserver]:
+    work = tmp_path_factory.mktemp("synapse")
+    port = free_port()
+    reg_path = work / "registration.yaml"
+    config = parse(bridge_config_data(port, "http://127.0.0.1:1", "sqlite:unused"), work / "c.yaml")
+    reg.write(config, reg_path)
+    server = SynapseServer(work, server_name=DOMAIN, registration_paths=[reg_path])
+    server.start()
+    try:
+        admin = server.register_user("_admin", secrets.token_urlsafe(16), admin=True)
+        yield Homeserver(server, port, reg_path, admin)
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def db_uri(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:{tmp_path / 'bridge.db'}"
+        return
+    name = f"firm_test_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(PG_DSN + "/postgres")
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    yield f"{PG_DSN}/{name}"
+    conn = await asyncpg.connect(PG_DSN + "/postgres")
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def make_config(homeserver: Homeserver, db_uri: str, tmp_path: Path, **overrides: Any) -> Config:
+    data = bridge_config_data(homeserver.bridge_port, homeserver.url, db_uri, **overrides)
+    path = tmp_path / "config.yaml"
+    with path.open("w") as f:
+        YAML().dump(data, f)
+    return parse(data, path)
+
+
+class Firm:
+    """A running bridge, its provisioning client, and helpers to wait for convergence."""
+
+    def __init__(self, bridge: Bridge, client: ProvisioningClient, hs: Homeserver) -> None:
+        self.bridge = bridge
+        self.api = client
+        self.hs = hs
+        # Unique ids per test: the homeserver is shared by the whole session.
+        self.base = int(uuid.uuid4().int % 10**9) * 1000
+        self.tag = uuid.uuid4().hex[:6]
+
+    def pid(self, n: int) -> int:
+        return self.base + n
+
+    def login(self, name: str) -> str:
+        return f"{name}{self.tag}"
+
+    async def person(self, n: int, name: str, role: str, **extra: Any) -> dict:
+        body = {"login": self.login(name), "display_name": name.title(), "role": role,
+                "email": f"{name}@example.com", **extra}
+        status, data = await self.api.put_person(self.pid(n), body)
+        assert status == 200, data
+        return data
+
+    async def matter(self, n: int, **fields: Any) -> dict:
+        body = {"number": f"M-{self.tag}-{n}", "title": f"Matter {n}", "privileged": False,
+                "status": "open", **fields}
+        for key in ("clients", "associates", "paralegals"):
+            body[key] = [self.pid(p) for p in body.get(key, [])]
+        if body.get("responsible_partner") is not None:
+            body["responsible_partner"] = self.pid(body["responsible_partner"])
+        status, data = await self.api.put_matter(self.pid(n), body)
+        assert status == 200, data
+        return data
+
+    async def wait_synced(self, kind: str, n: int, timeout: float = 30) -> dict:
+        get = self.api.get_matter if kind == "matter" else self.api.get_person
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            status, data = await get(self.pid(n))
+            assert status == 200, data
+            if data["sync"]["state"] == "synced":
+                return data
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"{kind} {n} did not converge: {data['sync']}")
+            await asyncio.sleep(0.1)
+
+
+async def start_bridge(config: Config, hs: Homeserver) -> Bridge:
+    setup_logging(config)
+    bridge = Bridge(config, hs.registration)
+    await bridge.start()
+    return bridge
+
+
+@pytest.fixture
+async def firm(homeserver: Homeserver, db_uri: str, tmp_path: Path) -> AsyncIterator[Firm]:
+    config = make_config(homeserver, db_uri, tmp_path)
+    bridge = await start_bridge(config, homeserver)
+    client = ProvisioningClient(f"http://127.0.0.1:{homeserver.bridge_port}", SECRET)
+    try:
+        yield Firm(bridge, client, homeserver)
+    finally:
+        await client.close()
+        await bridge.stop()
