@@ -149,6 +149,16 @@ class Homeserver:
             content,
         )
 
+    async def membership(self, room_id: str, mxid: str) -> str | None:
+        try:
+            data = await self._call(
+                Method.GET,
+                f"/_matrix/client/v3/rooms/{_q(room_id)}/state/m.room.member/{_q(mxid)}",
+            )
+        except MNotFound:
+            return None
+        return data.get("membership")
+
     async def invite(self, room_id: str, mxid: str) -> None:
         await self._call(
             Method.POST, f"/_matrix/client/v3/rooms/{_q(room_id)}/invite", {"user_id": mxid}

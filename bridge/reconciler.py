@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from mautrix.errors import MatrixRequestError, MUserInUse
+from mautrix.errors import MatrixRequestError, MForbidden, MUserInUse
 from mautrix.util.async_db import Database
 
 from . import metrics
@@ -367,7 +367,13 @@ class Reconciler:
             if mxid == self.hs.bot_mxid or mxid in members:
                 continue
             if have_membership in ("join", "invite", "knock"):
-                await self.hs.kick(room_id, mxid, "No longer assigned to this matter")
+                try:
+                    await self.hs.kick(room_id, mxid, "No longer assigned to this matter")
+                except MForbidden:
+                    # They may have left meanwhile (a departure leaves rooms concurrently).
+                    if await self.hs.membership(room_id, mxid) in ("join", "invite", "knock"):
+                        raise
+                    continue
                 metrics.REPAIRS.labels("kick").inc()
                 log.info("Removed %s from room %s of matter %s", mxid, room_id, wp_id)
 

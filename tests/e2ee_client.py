@@ -28,19 +28,17 @@ import asyncio
 import logging
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import ClientSession
-
-import mautrix.util.logging  # noqa: F401  (installs TraceLogger as the logger class)
 from mautrix.api import HTTPAPI, Method, Path
 from mautrix.client import Client, InternalEventType
 from mautrix.client.encryption_manager import DecryptionDispatcher
 from mautrix.client.state_store.memory import MemoryStateStore
 from mautrix.crypto import OlmMachine
+from mautrix.crypto.key_share import RejectKeyShare
 from mautrix.crypto.store import StateStore as CryptoStateStore
 from mautrix.crypto.store.memory import MemoryCryptoStore
-from mautrix.crypto.key_share import RejectKeyShare
 from mautrix.errors import MNotFound, SessionNotFound
 from mautrix.types import (
     DeviceID,
@@ -58,6 +56,7 @@ from mautrix.types import (
     TrustState,
     UserID,
 )
+from mautrix.util.logging import TraceLogger
 
 __all__ = ["DeviceClient", "DecryptedMessage"]
 
@@ -75,16 +74,17 @@ class _MinLevelFilter(logging.Filter):
         return record.levelno >= self.level
 
 
-def _quiet_logger(name: str, min_level: int) -> logging.Logger:
+def _quiet_logger(name: str, min_level: int) -> TraceLogger:
     logger = logging.getLogger(name)
     if not hasattr(logger, "trace"):  # created before mautrix set its logger class
         raise RuntimeError(f"logger {name} is not a mautrix TraceLogger")
     if not any(isinstance(f, _MinLevelFilter) for f in logger.filters):
         logger.addFilter(_MinLevelFilter(min_level))
-    return logger
+    return cast(TraceLogger, logger)
 
 
-class _StateStore(MemoryStateStore, CryptoStateStore):
+# is_encrypted: MemoryStateStore returns None for "unknown", crypto's StateStore says bool.
+class _StateStore(MemoryStateStore, CryptoStateStore):  # type: ignore[misc]
     """mautrix's in-memory client state store plus what the OlmMachine needs on top."""
 
     async def find_shared_rooms(self, user_id: UserID) -> list[RoomID]:
@@ -227,7 +227,7 @@ class DeviceClient:
             whoami.device_id and whoami.device_id != self.device_id
         ):
             raise RuntimeError("access token does not belong to this user/device")
-        await self.crypto_store.put_device_id(self.device_id)
+        await self.crypto_store.put_device_id(DeviceID(self.device_id))
         await self.crypto.load()
         await self.crypto.share_keys()  # device keys + signed curve25519 one-time keys
         self.client.start(None)
@@ -244,7 +244,10 @@ class DeviceClient:
         if self._closed:
             return
         self._closed = True
-        self.client.stop()
+        sync_task = self.client.syncing_task
+        self.client.stop()  # cancels the long-polling /sync
+        if sync_task is not None:
+            await asyncio.gather(sync_task, return_exceptions=True)
         tasks = list(self._decrypt_tasks)
         for task in tasks:
             task.cancel()
@@ -320,7 +323,10 @@ class DeviceClient:
             content = TextMessageEventContent(msgtype=MessageType.TEXT, body=text)
             encrypted = await self.crypto.encrypt_megolm_event(rid, EventType.ROOM_MESSAGE, content)
             event_id = await self.client.send_message_event(
-                rid, EventType.ROOM_ENCRYPTED, encrypted, disable_encryption=True
+                rid,
+                EventType.ROOM_ENCRYPTED,
+                encrypted,  # type: ignore[arg-type]
+                disable_encryption=True,
             )
         self.log.debug("Sent encrypted message %s in %s", event_id, room_id)
         return str(event_id)
@@ -340,16 +346,18 @@ class DeviceClient:
     async def _decrypt_and_record(self, evt: EncryptedEvent) -> None:
         if not isinstance(evt.content, EncryptedMegolmEventContent):
             return
-        if type(evt.content) is EncryptedMegolmEventContent:
-            evt.content.__class__ = _QuietMegolmContent
+        content: EncryptedMegolmEventContent = evt.content
+        if type(content) is EncryptedMegolmEventContent:
+            content.__class__ = _QuietMegolmContent
         try:
             try:
                 decrypted = await self.crypto.decrypt_megolm_event(evt)
             except SessionNotFound:
                 # The room key travels as a to-device event which may be handled after (or
                 # arrive in a later sync than) the room event: wait for it, then retry.
-                self.log.debug("Waiting for session %s for %s", evt.content.session_id,
-                               evt.event_id)
+                self.log.debug(
+                    "Waiting for session %s for %s", evt.content.session_id, evt.event_id
+                )
                 if not await self.crypto.wait_for_session(
                     evt.room_id, evt.content.session_id, timeout=self.session_wait_timeout
                 ):
@@ -373,9 +381,7 @@ class DeviceClient:
                 event_id=str(evt.event_id),
                 sender=str(evt.sender),
                 body=body,
-                own_device=(
-                    evt.sender == self.user_id and evt.content.device_id == self.device_id
-                ),
+                own_device=(evt.sender == self.user_id and evt.content.device_id == self.device_id),
             )
         )
         self._new_message.set()

@@ -1,0 +1,383 @@
+"""python -m bridge.demo: a demo firm bridged onto a real Synapse, in one command.
+
+Starts Synapse on loopback and the bridge in-process, provisions config/demo-firm.yaml through the
+signed provisioning API, waits until every room is converged, gives each person a demo password
+and prints how to log in. Everything lives in the data folder; a later run reuses it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import secrets
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import aiohttp
+from ruamel.yaml import YAML
+
+from . import registration as reg
+from .app import Bridge, setup_logging
+from .config import Config, ConfigError, load
+from .devtools.client import ProvisioningClient
+from .devtools.synapse import SynapseServer
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+DOMAIN = "firm.test"
+SYNC_TIMEOUT = 120.0
+
+
+class DemoError(Exception):
+    """Set-up failed; the message says why."""
+
+
+def _write_private(path: Path, text: str) -> None:
+    with open(path, "w", opener=lambda p, f: os.open(p, f, 0o600)) as fh:
+        fh.write(text)
+    path.chmod(0o600)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Synapse and aiohttp do
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _pick_port(what: str, flag: str, given: int | None, stored: int | None, default: int) -> int:
+    """The port from the data folder if it has one, else the option or the default; free."""
+    if stored is not None and given is not None and given != stored:
+        raise DemoError(
+            f"this data folder was set up with the {what} on port {stored}: "
+            f"run without {flag} (or with {flag} {stored}), or use another --data folder"
+        )
+    port = stored if stored is not None else (given if given is not None else default)
+    if not _port_free(port):
+        hint = (
+            f"use another --data folder with another {flag}" if stored else f"pick another {flag}"
+        )
+        raise DemoError(f"port {port} on 127.0.0.1 is in use (another demo running?): {hint}")
+    return port
+
+
+def order_people(people: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """People in an order where supervisors and attorneys come before those naming them."""
+    done: set[int] = set()
+    ordered: list[dict[str, Any]] = []
+    remaining = list(people)
+    while remaining:
+        ready = [p for p in remaining if _refs(p) <= done]
+        if not ready:
+            stuck = ", ".join(str(p["id"]) for p in remaining)
+            raise DemoError(f"people {stuck} name unknown people or each other in a cycle")
+        ordered += ready
+        done |= {p["id"] for p in ready}
+        remaining = [p for p in remaining if p["id"] not in done]
+    return ordered
+
+
+def _refs(person: dict[str, Any]) -> set[int]:
+    refs = set(person.get("attorneys") or [])
+    if person.get("supervisor") is not None:
+        refs.add(person["supervisor"])
+    return refs
+
+
+class Demo:
+    def __init__(self, data: Path, port_hs: int | None, port_bridge: int | None) -> None:
+        self.data = data
+        self.reg_path = data / "registration.yaml"
+        firm_path = CONFIG_DIR / "demo-firm.yaml"
+        try:
+            self.firm: dict[str, Any] = YAML(typ="safe").load(firm_path.read_text())
+        except OSError as e:
+            raise DemoError(f"cannot read the demo firm {firm_path}: {e.strerror}") from None
+        stored_hs = stored_bridge = None
+        hs_config = data / "synapse" / "homeserver.yaml"
+        if hs_config.exists():
+            stored_hs = int(json.loads(hs_config.read_text())["listeners"][0]["port"])
+        if self.reg_path.exists():
+            stored_bridge = urlsplit(YAML(typ="safe").load(self.reg_path.read_text())["url"]).port
+        self.hs_port = _pick_port("homeserver", "--port-hs", port_hs, stored_hs, 8008)
+        self.bridge_port = _pick_port("bridge", "--port-bridge", port_bridge, stored_bridge, 29320)
+        self.hs_url = f"http://127.0.0.1:{self.hs_port}"
+        self.config = self._write_config()
+        if not self.reg_path.exists():
+            reg.write(self.config, self.reg_path)
+        self.new_admin_password: str | None = None
+
+    def _secret(self, name: str) -> str:
+        path = self.data / name
+        if not path.exists():
+            _write_private(path, secrets.token_urlsafe(48))
+        return path.read_text().strip()
+
+    def _write_config(self) -> Config:
+        bp = self.bridge_port
+        data = {
+            "homeserver": {"address": self.hs_url, "domain": DOMAIN},
+            "appservice": {
+                "id": "firm-bridge",
+                "address": f"http://127.0.0.1:{bp}",
+                "hostname": "127.0.0.1",
+                "port": bp,
+                "bot_localpart": "firmbridge",
+                "alias_prefix": "matter-",
+            },
+            "database": {"uri": f"sqlite:{self.data / 'bridge.db'}"},
+            "provisioning": {"shared_secret": self._secret("provisioning-secret")},
+            "policy": {"file": str(CONFIG_DIR / "policy.yaml")},
+            "reconciler": {"poll_interval": 1, "backoff_initial": 0.5, "backoff_max": 30},
+            "logging": {"level": "INFO", "file": str(self.data / "bridge.log")},
+        }
+        path = self.data / "config.yaml"
+        _write_private(path, "")
+        with path.open("w") as f:
+            YAML().dump(data, f)
+        return load(path)
+
+    # --- homeserver -------------------------------------------------------------------------
+
+    def start_synapse(self) -> SynapseServer:
+        server = SynapseServer(
+            self.data / "synapse", DOMAIN, registration_paths=[self.reg_path], port=self.hs_port
+        )
+        try:
+            server.start()
+        except RuntimeError as e:
+            raise DemoError(f"Synapse did not start: {e}") from None
+        return server
+
+    async def admin_login(self, http: aiohttp.ClientSession, server: SynapseServer) -> str:
+        path = self.data / "admin-password"
+        if not path.exists():
+            password = secrets.token_urlsafe(18)
+            try:
+                server.register_user("_admin", password, admin=True)
+            except RuntimeError as e:
+                raise DemoError(
+                    f"cannot create @_admin ({e}); if it exists but {path} is lost, "
+                    "remove the data folder to start over"
+                ) from None
+            _write_private(path, password)
+            self.new_admin_password = password
+        status, body = await self.login(http, f"@_admin:{DOMAIN}", path.read_text().strip())
+        if status != 200:
+            raise DemoError(f"@_admin cannot log in with the password in {path}: {body}")
+        return str(body["access_token"])
+
+    async def login(
+        self, http: aiohttp.ClientSession, user_id: str, password: str
+    ) -> tuple[int, Any]:
+        body = {
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": user_id},
+            "password": password,
+            "initial_device_display_name": "bridge.demo",
+        }
+        async with http.post(f"{self.hs_url}/_matrix/client/v3/login", json=body) as r:
+            return r.status, await r.json(content_type=None)
+
+    async def logout(self, http: aiohttp.ClientSession, token: str) -> None:
+        headers = {"Authorization": f"Bearer {token}"}
+        async with http.post(f"{self.hs_url}/_matrix/client/v3/logout", headers=headers) as r:
+            await r.read()
+
+    # --- provisioning -----------------------------------------------------------------------
+
+    async def provision(self, api: ProvisioningClient) -> tuple[list[dict], list[dict]]:
+        for person in order_people(self.firm["people"]):
+            await self._put(api.put_person, "person", person)
+        for matter in self.firm["matters"]:
+            await self._put(api.put_matter, "matter", matter)
+        people = await self._wait_synced(api.get_person, "person", self.firm["people"])
+        matters = await self._wait_synced(api.get_matter, "matter", self.firm["matters"])
+        return people, matters
+
+    async def _put(self, put: Any, kind: str, item: dict[str, Any]) -> None:
+        status, resp = await put(item["id"], {k: v for k, v in item.items() if k != "id"})
+        if status != 200:
+            raise DemoError(f"the bridge refused {kind} {item['id']}: {status} {resp}")
+
+    async def _wait_synced(self, get: Any, kind: str, items: list[dict]) -> list[dict]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SYNC_TIMEOUT
+        views: dict[int, dict] = {}
+        pending = [item["id"] for item in items]
+        while pending:
+            for wp_id in list(pending):
+                status, view = await get(wp_id)
+                if status != 200:
+                    raise DemoError(f"GET {kind} {wp_id}: {status} {view}")
+                views[wp_id] = view
+                if view["sync"]["state"] == "synced":
+                    pending.remove(wp_id)
+            if pending and loop.time() > deadline:
+                details = "; ".join(
+                    f"{kind} {i} {views[i]['sync']['state']}: {views[i]['sync']['last_error']}"
+                    for i in pending
+                )
+                raise DemoError(
+                    f"not converged after {SYNC_TIMEOUT:.0f}s ({details}); "
+                    f"see {self.data / 'bridge.log'}"
+                )
+            if pending:
+                await asyncio.sleep(0.25)
+        return [views[item["id"]] for item in items]
+
+    async def set_passwords(
+        self, http: aiohttp.ClientSession, admin_token: str, people: list[dict]
+    ) -> dict[str, str]:
+        """Demo passwords by Matrix id (kept in the data folder), set with the admin API."""
+        path = self.data / "passwords.json"
+        stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+        for person in people:
+            stored.setdefault(person["user_id"], secrets.token_urlsafe(9))
+        _write_private(path, json.dumps(stored, indent=2))
+        headers = {"Authorization": f"Bearer {admin_token}"}
+        for person in people:
+            uid = person["user_id"]
+            body = {"password": stored[uid], "logout_devices": False}
+            url = f"{self.hs_url}/_synapse/admin/v2/users/{quote(uid)}"
+            async with http.put(url, json=body, headers=headers) as r:
+                if r.status != 200:
+                    raise DemoError(
+                        f"cannot set the password of {uid}: {r.status} {await r.text()}"
+                    )
+        return stored
+
+    async def check_login(self, http: aiohttp.ClientSession, user_id: str, password: str) -> None:
+        status, body = await self.login(http, user_id, password)
+        if status != 200 or body.get("user_id") != user_id:
+            raise DemoError(f"Synapse refused password login for {user_id}: {status} {body}")
+        await self.logout(http, body["access_token"])
+
+    # --- output -----------------------------------------------------------------------------
+
+    def summary(self, people: list[dict], matters: list[dict], passwords: dict[str, str]) -> str:
+        admin = f"@_admin:{DOMAIN}"
+        pw_file = self.data / "admin-password"
+        lines = [
+            f"Demo firm: {self.firm.get('firm', 'demo firm')}, bridged to a real Synapse.",
+            "",
+            f"Homeserver   {self.hs_url}  (server name {DOMAIN})",
+            f"Data folder  {self.data}  (logs: bridge.log, synapse/homeserver.log)",
+            f"Admin        {admin}  password "
+            + (
+                f"{self.new_admin_password}  (shown only now; kept in {pw_file})"
+                if self.new_admin_password
+                else f"in {pw_file}"
+            ),
+            "",
+            "People (demo passwords; a later version will use their WordPress passwords instead):",
+        ]
+        for p in people:
+            uid = p["user_id"]
+            lines.append(f"  {uid:<26} {p['role']:<14} {passwords[uid]:<14} {p['display_name']}")
+        lines += ["", "Matters:"]
+        for m in matters:
+            kind = "privileged" if m["privileged"] else "not privileged"
+            lines.append(
+                f"  {m['alias']:<30} {m['status']:<7} {kind:<15} {len(m['members'])} members  "
+                f"{m['title']}"
+            )
+        first = people[0]["user_id"]
+        lines += [
+            "",
+            "Log in with any Matrix client, e.g. Element: choose 'Sign in', edit the homeserver,",
+            f"enter {self.hs_url}, then user {first} with the password above.",
+        ]
+        return "\n".join(lines)
+
+
+async def run(args: argparse.Namespace) -> int:
+    data: Path = args.data.resolve()
+    data.mkdir(mode=0o700, parents=True, exist_ok=True)
+    demo = Demo(data, args.port_hs, args.port_bridge)
+    setup_logging(demo.config)
+    for handler in logging.getLogger().handlers:  # the full log goes to bridge.log
+        if type(handler) is logging.StreamHandler:
+            handler.setLevel(logging.WARNING)
+
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    stopping = False
+
+    def on_signal() -> None:
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            main_task.cancel()
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+
+    server = demo.start_synapse()
+    bridge: Bridge | None = None
+    try:
+        async with aiohttp.ClientSession() as http:
+            admin_token = await demo.admin_login(http, server)
+            bridge = Bridge(demo.config, reg.load(demo.reg_path))
+            try:
+                await bridge.start()
+            except OSError as e:
+                raise DemoError(
+                    f"the bridge cannot listen on port {demo.bridge_port}: {e}"
+                ) from None
+            api = ProvisioningClient(
+                f"http://127.0.0.1:{demo.bridge_port}",
+                demo.config["provisioning.shared_secret"],
+                session=http,
+            )
+            people, matters = await demo.provision(api)
+            passwords = await demo.set_passwords(http, admin_token, people)
+            await demo.check_login(http, people[0]["user_id"], passwords[people[0]["user_id"]])
+            await demo.logout(http, admin_token)
+        print(demo.summary(people, matters, passwords), flush=True)
+        if args.check:
+            print("\nCheck passed: every room converged and password login works.", flush=True)
+            return 0
+        print("\nRunning; press Ctrl-C to stop.", flush=True)
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            print("Stopping...", flush=True)
+        return 0
+    except asyncio.CancelledError:
+        print("Interrupted during set-up; stopping.", file=sys.stderr)
+        return 130
+    finally:
+        if bridge is not None:
+            await bridge.stop()
+        server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bridge.demo", description=__doc__)
+    parser.add_argument("--data", type=Path, default=Path("demo-data"), help="data folder")
+    parser.add_argument("--port-hs", type=int, help="homeserver port (default 8008)")
+    parser.add_argument("--port-bridge", type=int, help="bridge port (default 29320)")
+    parser.add_argument(
+        "--check", action="store_true", help="set up, verify, print the summary and exit"
+    )
+    args = parser.parse_args(argv)
+    try:
+        return asyncio.run(run(args))
+    except (DemoError, ConfigError) as e:
+        print(f"demo: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""`python -m bridge.demo --check` sets up the demo firm on a real Synapse, and again on restart."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bridge.devtools.synapse import free_port
+
+
+def run_demo(tmp_path: Path, *args: str) -> str:
+    cmd = [sys.executable, "-m", "bridge.demo", "--check", "--data", str(tmp_path / "demo"), *args]
+    result = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    return result.stdout
+
+
+@pytest.mark.slow
+def test_demo_check_and_restart(tmp_path: Path) -> None:
+    hs_port, bridge_port = free_port(), free_port()
+    first = run_demo(tmp_path, "--port-hs", str(hs_port), "--port-bridge", str(bridge_port))
+    for expected in (
+        f"http://127.0.0.1:{hs_port}",
+        "@ehartley:firm.test",
+        "partner",
+        "@rgarcia:firm.test",
+        "client",
+        "#matter-2025-0001:firm.test",
+        "Check passed",
+    ):
+        assert expected in first, expected
+    assert "(shown only now;" in first  # the admin password, on the first run only
+
+    # Restart on the same folder: ports, secrets and passwords come from it; rooms are reused.
+    second = run_demo(tmp_path)
+    assert f"http://127.0.0.1:{hs_port}" in second
+    assert "(shown only now;" not in second
+    people = [line for line in first.splitlines() if ":firm.test " in line]
+    assert people and all(line in second for line in people)  # same ids, roles, passwords
+    assert (tmp_path / "demo" / "provisioning-secret").read_text().strip() not in first + second
