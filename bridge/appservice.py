@@ -16,7 +16,7 @@ from aiohttp import web
 from mautrix.util.async_db import Database
 
 from . import metrics
-from .db import store
+from .db import store, transaction
 from .reconciler import MATTER, Reconciler
 
 log = logging.getLogger("bridge.appservice")
@@ -88,7 +88,7 @@ class AppServiceHandler:
             metrics.TRANSACTIONS.labels("bad_request").inc()
             return _error(400, "M_NOT_JSON", "transaction body must be a JSON object with events")
         touched: set[int] = set()
-        async with self.db.acquire() as conn, conn.transaction():
+        async with transaction(self.db) as conn:
             if await conn.fetchval("SELECT 1 FROM appservice_txn WHERE txn_id = $1", txn_id):
                 metrics.TRANSACTIONS.labels("duplicate").inc()
                 log.debug("Transaction %s already applied", txn_id)

@@ -70,7 +70,7 @@ class Homeserver:
         try:
             await self._api.request(
                 Method.POST,
-                "/_matrix/client/v3/register",
+                "/_matrix/client/v3/register",  # type: ignore[arg-type]
                 {
                     "type": "m.login.application_service",
                     "username": localpart,

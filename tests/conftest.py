@@ -41,13 +41,17 @@ def bridge_config_data(port: int, hs_url: str, db_uri: str, **overrides: Any) ->
         "database": {"uri": db_uri},
         "provisioning": {"shared_secret": SECRET},
         "policy": {"file": str(ROOT / "config" / "policy.yaml")},
-        "reconciler": {"poll_interval": 0.2, "drift_interval": 3600, "backoff_initial": 0.2,
-                       "backoff_max": 2},
+        "reconciler": {
+            "poll_interval": 0.2,
+            "drift_interval": 3600,
+            "backoff_initial": 0.2,
+            "backoff_max": 2,
+        },
         "logging": {"level": "INFO"},
     }
     for dotted, value in overrides.items():
         section, key = dotted.split(".")
-        data[section][key] = value
+        data.setdefault(section, {})[key] = value
     return data
 
 
@@ -67,20 +71,28 @@ class Homeserver:
         return self.server.base_url
 
     async def admin_get(self, path: str) -> Any:
-        async with aiohttp.ClientSession() as s, s.get(
-            self.url + path, headers={"Authorization": f"Bearer {self.admin_token}"}
-        ) as r:
+        async with (
+            aiohttp.ClientSession() as s,
+            s.get(self.url + path, headers={"Authorization": f"Bearer {self.admin_token}"}) as r,
+        ):
             assert r.status == 200, (path, r.status, await r.text())
             return await r.json()
 
-    async def as_request(self, method: str, path: str, body: Any = None, user_id: str | None = None
-                         ) -> tuple[int, Any]:
+    async def as_request(
+        self, method: str, path: str, body: Any = None, user_id: str | None = None
+    ) -> tuple[int, Any]:
         """A request with the appservice token, optionally as one of its users."""
         params = {"user_id": user_id} if user_id else {}
-        async with aiohttp.ClientSession() as s, s.request(
-            method, self.url + path, json=body, params=params,
-            headers={"Authorization": f"Bearer {self.registration.as_token}"},
-        ) as r:
+        async with (
+            aiohttp.ClientSession() as s,
+            s.request(
+                method,
+                self.url + path,
+                json=body,
+                params=params,
+                headers={"Authorization": f"Bearer {self.registration.as_token}"},
+            ) as r,
+        ):
             return r.status, await r.json(content_type=None)
 
     async def room_state(self, room_id: str) -> dict[tuple[str, str], dict]:
@@ -156,15 +168,25 @@ class Firm:
         return f"{name}{self.tag}"
 
     async def person(self, n: int, name: str, role: str, **extra: Any) -> dict:
-        body = {"login": self.login(name), "display_name": name.title(), "role": role,
-                "email": f"{name}@example.com", **extra}
+        body = {
+            "login": self.login(name),
+            "display_name": name.title(),
+            "role": role,
+            "email": f"{name}@example.com",
+            **extra,
+        }
         status, data = await self.api.put_person(self.pid(n), body)
         assert status == 200, data
         return data
 
     async def matter(self, n: int, **fields: Any) -> dict:
-        body = {"number": f"M-{self.tag}-{n}", "title": f"Matter {n}", "privileged": False,
-                "status": "open", **fields}
+        body = {
+            "number": f"M-{self.tag}-{n}",
+            "title": f"Matter {n}",
+            "privileged": False,
+            "status": "open",
+            **fields,
+        }
         for key in ("clients", "associates", "paralegals"):
             body[key] = [self.pid(p) for p in body.get(key, [])]
         if body.get("responsible_partner") is not None:

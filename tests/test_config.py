@@ -351,8 +351,9 @@ def test_policy_bad_matter_rooms_names_line() -> None:
 
 
 def test_policy_missing_role() -> None:
-    text = re.sub(r"  client:\n    power_level: 10\n    matter_rooms: assigned\n", "",
-                  POLICY.read_text())
+    text = re.sub(
+        r"  client:\n    power_level: 10\n    matter_rooms: assigned\n", "", POLICY.read_text()
+    )
     assert "client:" not in text
     with pytest.raises(PolicyError, match="roles missing: client"):
         Policy.from_yaml(text, "p.yaml")
@@ -361,10 +362,16 @@ def test_policy_missing_role() -> None:
 @pytest.mark.parametrize(
     ("edit", "needle", "message"),
     [
-        (lambda t: t.replace("power_level: 50", "power_level: 150"), "power_level: 150",
-         "roles.partner.power_level must be an integer"),
-        (lambda t: t + "  janitor:\n    power_level: 0\n    matter_rooms: none\n", "janitor:",
-         "unknown role 'janitor'"),
+        (
+            lambda t: t.replace("power_level: 50", "power_level: 150"),
+            "power_level: 150",
+            "roles.partner.power_level must be an integer",
+        ),
+        (
+            lambda t: t + "  janitor:\n    power_level: 0\n    matter_rooms: none\n",
+            "janitor:",
+            "unknown role 'janitor'",
+        ),
     ],
     ids=["power_level_150", "unknown_role"],
 )

@@ -38,6 +38,6 @@ def test_demo_check_and_restart(tmp_path: Path) -> None:
     second = run_demo(tmp_path)
     assert f"http://127.0.0.1:{hs_port}" in second
     assert "(shown only now;" not in second
-    people = [line for line in first.splitlines() if ":firm.test " in line]
+    people = [line for line in first.splitlines() if line.startswith("  @")]
     assert people and all(line in second for line in people)  # same ids, roles, passwords
     assert (tmp_path / "demo" / "provisioning-secret").read_text().strip() not in first + second

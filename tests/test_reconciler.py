@@ -35,14 +35,21 @@ async def small_firm(firm: Firm, privileged: bool = False) -> dict:
     await firm.person(2, "ann", "associate", supervisor=firm.pid(1))
     await firm.person(3, "pam", "paralegal", attorneys=[firm.pid(2)])
     await firm.person(4, "cal", "client", attorneys=[firm.pid(1)])
-    await firm.matter(10, clients=[4], responsible_partner=1, associates=[2], paralegals=[3],
-                      privileged=privileged)
+    await firm.matter(
+        10,
+        clients=[4],
+        responsible_partner=1,
+        associates=[2],
+        paralegals=[3],
+        privileged=privileged,
+    )
     return await firm.wait_synced("matter", 10)
 
 
 async def login_device(hs: Homeserver, mxid: str) -> str:
     status, data = await hs.as_request(
-        "POST", "/_matrix/client/v3/login",
+        "POST",
+        "/_matrix/client/v3/login",
         {"type": "m.login.application_service", "identifier": {"type": "m.id.user", "user": mxid}},
     )
     assert status == 200, data
@@ -50,9 +57,13 @@ async def login_device(hs: Homeserver, mxid: str) -> str:
 
 
 async def whoami_status(hs: Homeserver, token: str) -> int:
-    async with aiohttp.ClientSession() as s, s.get(
-        hs.url + "/_matrix/client/v3/account/whoami", headers={"Authorization": f"Bearer {token}"}
-    ) as r:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.get(
+            hs.url + "/_matrix/client/v3/account/whoami",
+            headers={"Authorization": f"Bearer {token}"},
+        ) as r,
+    ):
         return r.status
 
 
@@ -70,18 +81,27 @@ async def test_matter_room_shape(firm: Firm) -> None:
     alias = f"#matter-m-{firm.tag}-10:firm.test"
     assert data["alias"] == alias
     assert state[("m.room.canonical_alias", "")]["alias"] == alias
-    resolved = await firm.hs.admin_get(f"/_matrix/client/v3/directory/room/{alias.replace('#', '%23')}")
+    resolved = await firm.hs.admin_get(
+        f"/_matrix/client/v3/directory/room/{alias.replace('#', '%23')}"
+    )
     assert resolved["room_id"] == room
 
     power = state[("m.room.power_levels", "")]
     assert power["users"] == {
-        mx(firm, "pat"): 50, mx(firm, "ann"): 40, mx(firm, "pam"): 20, mx(firm, "cal"): 10
+        mx(firm, "pat"): 50,
+        mx(firm, "ann"): 40,
+        mx(firm, "pam"): 20,
+        mx(firm, "cal"): 10,
     }
     for key in ("state_default", "invite", "kick", "ban", "redact"):
         assert power[key] == 100, key
     assert power["events_default"] == 0
     assert await firm.hs.joined(room) == {
-        BOT, mx(firm, "pat"), mx(firm, "ann"), mx(firm, "pam"), mx(firm, "cal")
+        BOT,
+        mx(firm, "pat"),
+        mx(firm, "ann"),
+        mx(firm, "pam"),
+        mx(firm, "cal"),
     }
     # Encryption was part of the initial state: on before anyone but the bridge was in the room.
     timeline = await firm.hs.admin_get(f"/_synapse/admin/v1/rooms/{room}/messages?dir=f&limit=50")
@@ -104,10 +124,16 @@ async def test_members_cannot_change_the_room(firm: Firm) -> None:
             ("PUT", f"/_matrix/client/v3/rooms/{room}/state/m.room.name/", {"name": "x"}),
             ("POST", f"/_matrix/client/v3/rooms/{room}/invite", {"user_id": mx(firm, "zed")}),
             ("POST", f"/_matrix/client/v3/rooms/{room}/kick", {"user_id": mx(firm, "ann")}),
-            ("PUT", f"/_matrix/client/v3/rooms/{room}/state/m.room.power_levels/",
-             {**before[("m.room.power_levels", "")], "users": {mx(firm, who): 100}}),
-            ("PUT", f"/_matrix/client/v3/rooms/{room}/state/m.room.join_rules/",
-             {"join_rule": "public"}),
+            (
+                "PUT",
+                f"/_matrix/client/v3/rooms/{room}/state/m.room.power_levels/",
+                {**before[("m.room.power_levels", "")], "users": {mx(firm, who): 100}},
+            ),
+            (
+                "PUT",
+                f"/_matrix/client/v3/rooms/{room}/state/m.room.join_rules/",
+                {"join_rule": "public"},
+            ),
         ]
         for method, path, body in attempts:
             status, resp = await firm.hs.as_request(method, path, body, user_id=mx(firm, who))
@@ -119,21 +145,36 @@ async def test_closed_matter_is_read_only_and_readable(firm: Firm) -> None:
     data = await small_firm(firm)
     room = data["room_id"]
     status, _ = await firm.hs.as_request(
-        "PUT", f"/_matrix/client/v3/rooms/{room}/send/m.room.encrypted/t1",
-        {"algorithm": "m.megolm.v1.aes-sha2", "ciphertext": "AAAA", "session_id": "s",
-         "sender_key": "k", "device_id": "D"}, user_id=mx(firm, "cal"),
+        "PUT",
+        f"/_matrix/client/v3/rooms/{room}/send/m.room.encrypted/t1",
+        {
+            "algorithm": "m.megolm.v1.aes-sha2",
+            "ciphertext": "AAAA",
+            "session_id": "s",
+            "sender_key": "k",
+            "device_id": "D",
+        },
+        user_id=mx(firm, "cal"),
     )
     assert status == 200
-    await firm.matter(10, clients=[4], responsible_partner=1, associates=[2], paralegals=[3],
-                      status="closed")
+    await firm.matter(
+        10, clients=[4], responsible_partner=1, associates=[2], paralegals=[3], status="closed"
+    )
     await firm.wait_synced("matter", 10)
     power = (await firm.hs.room_state(room))[("m.room.power_levels", "")]
     assert power["events_default"] == 100
     for who in ("cal", "pat"):
         status, resp = await firm.hs.as_request(
-            "PUT", f"/_matrix/client/v3/rooms/{room}/send/m.room.encrypted/t2{who}",
-            {"algorithm": "m.megolm.v1.aes-sha2", "ciphertext": "AAAA", "session_id": "s",
-             "sender_key": "k", "device_id": "D"}, user_id=mx(firm, who),
+            "PUT",
+            f"/_matrix/client/v3/rooms/{room}/send/m.room.encrypted/t2{who}",
+            {
+                "algorithm": "m.megolm.v1.aes-sha2",
+                "ciphertext": "AAAA",
+                "session_id": "s",
+                "sender_key": "k",
+                "device_id": "D",
+            },
+            user_id=mx(firm, who),
         )
         assert status == 403, resp
     status, resp = await firm.hs.as_request(
@@ -158,7 +199,11 @@ async def test_membership_follows_assignments(firm: Firm) -> None:
     await firm.matter(10, clients=[4], responsible_partner=1, associates=[2], paralegals=[3])
     await firm.wait_synced("matter", 10)
     assert await firm.hs.joined(room) == {
-        BOT, mx(firm, "pat"), mx(firm, "ann"), mx(firm, "pam"), mx(firm, "cal")
+        BOT,
+        mx(firm, "pat"),
+        mx(firm, "ann"),
+        mx(firm, "pam"),
+        mx(firm, "cal"),
     }
 
 
@@ -200,9 +245,7 @@ async def test_departure(firm: Firm) -> None:
         assert mx(firm, "sue") in matter["members"]
 
     assert [await whoami_status(firm.hs, t) for t in tokens] == [401, 401]
-    status, joined = await firm.hs.as_request(
-        "GET", "/_matrix/client/v3/joined_rooms", user_id=dan
-    )
+    status, joined = await firm.hs.as_request("GET", "/_matrix/client/v3/joined_rooms", user_id=dan)
     assert status == 200 and joined["joined_rooms"] == []
     for r in (room, other["room_id"]):
         members = await firm.hs.members(r)
@@ -246,12 +289,21 @@ async def test_drift_is_repaired(drifting_firm: Firm) -> None:
     power = (await hs.room_state(room))[("m.room.power_levels", "")]
     # Someone with the appservice token edits power levels, renames the room and kicks a member.
     hacked = {**power, "users": {**power["users"], mx(firm, "cal"): 99}, "events_default": 50}
-    assert (await hs.as_request(
-        "PUT", f"/_matrix/client/v3/rooms/{room}/state/m.room.power_levels/", hacked))[0] == 200
-    assert (await hs.as_request(
-        "PUT", f"/_matrix/client/v3/rooms/{room}/state/m.room.name/", {"name": "renamed"}))[0] == 200
-    assert (await hs.as_request(
-        "POST", f"/_matrix/client/v3/rooms/{room}/kick", {"user_id": mx(firm, "ann")}))[0] == 200
+    assert (
+        await hs.as_request(
+            "PUT", f"/_matrix/client/v3/rooms/{room}/state/m.room.power_levels/", hacked
+        )
+    )[0] == 200
+    assert (
+        await hs.as_request(
+            "PUT", f"/_matrix/client/v3/rooms/{room}/state/m.room.name/", {"name": "renamed"}
+        )
+    )[0] == 200
+    assert (
+        await hs.as_request(
+            "POST", f"/_matrix/client/v3/rooms/{room}/kick", {"user_id": mx(firm, "ann")}
+        )
+    )[0] == 200
 
     want = data["power_levels"]
 

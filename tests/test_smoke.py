@@ -10,4 +10,8 @@ async def test_matter_room_created(firm: Firm) -> None:
     data = await firm.wait_synced("matter", 10)
     assert data["room_id"]
     joined = await firm.hs.joined(data["room_id"])
-    assert joined == {f"@pat{firm.tag}:firm.test", f"@cli{firm.tag}:firm.test", "@firmbridge:firm.test"}
+    assert joined == {
+        f"@pat{firm.tag}:firm.test",
+        f"@cli{firm.tag}:firm.test",
+        "@firmbridge:firm.test",
+    }

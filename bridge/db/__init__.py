@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
-from mautrix.util.async_db import Database
+from mautrix.util.async_db import Connection, Database
 
 from .upgrade import upgrade_table
 
-__all__ = ["open_database", "upgrade_table"]
+__all__ = ["open_database", "transaction", "upgrade_table"]
 
 
 def open_database(uri: str, max_connections: int = 10) -> Database:
@@ -19,3 +21,10 @@ def open_database(uri: str, max_connections: int = 10) -> Database:
             uri, upgrade_table=upgrade_table, db_args=args, log=logging.getLogger("bridge.db")
         )
     return Database.create(uri, upgrade_table=upgrade_table, log=logging.getLogger("bridge.db"))
+
+
+@asynccontextmanager
+async def transaction(db: Database) -> AsyncIterator[Connection]:
+    """One DB transaction: committed when the block ends, rolled back if it raises."""
+    async with db.acquire() as conn, conn.transaction():  # type: ignore[var-annotated]
+        yield conn

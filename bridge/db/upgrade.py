@@ -7,7 +7,7 @@ from mautrix.util.async_db import Connection, Scheme, UpgradeTable
 upgrade_table = UpgradeTable()
 
 
-@upgrade_table.register(description="Desired state, reconcile bookkeeping, dedupe tables")
+@upgrade_table.register(description="Desired state, reconcile bookkeeping, dedupe tables")  # type: ignore[call-arg, arg-type]
 async def upgrade_v1(conn: Connection, scheme: Scheme) -> None:
     # desired_version is bumped in the same transaction as every change to a row's desired state;
     # the reconciler records the version it converged to in synced_version. A row is dirty while

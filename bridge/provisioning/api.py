@@ -13,7 +13,7 @@ from aiohttp import web
 from mautrix.util.async_db import Database
 
 from .. import metrics
-from ..db import store
+from ..db import store, transaction
 from ..model import Matter, Person
 from ..policy import Policy
 from ..reconciler import MATTER, PERSON, Reconciler
@@ -141,7 +141,7 @@ class ProvisioningAPI:
             raise self._bad(e) from None
         departing = not data.active
         departure = None
-        async with self.db.acquire() as conn, conn.transaction():
+        async with transaction(self.db) as conn:
             await self._claim(conn, rid)
             try:
                 person, changed = await store.upsert_person(
@@ -166,7 +166,7 @@ class ProvisioningAPI:
     async def deactivate_person(
         self, request: web.Request, wp_id: int, payload: Any, rid: str
     ) -> dict:
-        async with self.db.acquire() as conn, conn.transaction():
+        async with transaction(self.db) as conn:
             await self._claim(conn, rid)
             departure = await store.deactivate_person(conn, wp_id)
             if departure is None:
@@ -186,7 +186,7 @@ class ProvisioningAPI:
         return result
 
     async def get_person(self, request: web.Request, wp_id: int, payload: Any, rid: str) -> dict:
-        async with self.db.acquire() as conn, conn.transaction():
+        async with transaction(self.db) as conn:
             await self._claim(conn, rid)
             if await store.get_person(conn, wp_id) is None:
                 raise ApiError(
@@ -229,7 +229,7 @@ class ProvisioningAPI:
             data = parse_matter(payload)
         except BadField as e:
             raise self._bad(e) from None
-        async with self.db.acquire() as conn, conn.transaction():
+        async with transaction(self.db) as conn:
             await self._claim(conn, rid)
             try:
                 _, changed = await store.upsert_matter(
@@ -249,7 +249,7 @@ class ProvisioningAPI:
         return result
 
     async def get_matter(self, request: web.Request, wp_id: int, payload: Any, rid: str) -> dict:
-        async with self.db.acquire() as conn, conn.transaction():
+        async with transaction(self.db) as conn:
             await self._claim(conn, rid)
             if await store.get_matter(conn, wp_id) is None:
                 raise ApiError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import re
+from collections.abc import Mapping
 
 TIMESTAMP_HEADER = "X-Firm-Timestamp"
 REQUEST_ID_HEADER = "X-Firm-Request-Id"
@@ -46,23 +47,22 @@ def verify(
     secret: str,
     method: str,
     path: str,
-    headers: dict[str, str] | object,
+    headers: Mapping[str, str],
     body: bytes,
     now: float,
     max_skew: float,
 ) -> str:
     """Check a request's signature and freshness; returns its request id."""
-    get = headers.get  # type: ignore[attr-defined]
-    timestamp = get(TIMESTAMP_HEADER)
-    request_id = get(REQUEST_ID_HEADER)
-    signature = get(SIGNATURE_HEADER)
-    for name, value in (
-        (SIGNATURE_HEADER, signature),
-        (TIMESTAMP_HEADER, timestamp),
-        (REQUEST_ID_HEADER, request_id),
-    ):
+
+    def header(name: str) -> str:
+        value = headers.get(name)
         if not value:
             raise SignatureError(name, "header is missing")
+        return str(value)
+
+    signature = header(SIGNATURE_HEADER)
+    timestamp = header(TIMESTAMP_HEADER)
+    request_id = header(REQUEST_ID_HEADER)
     if not timestamp.isdigit() or len(timestamp) > 12:
         raise SignatureError(TIMESTAMP_HEADER, "must be a Unix time in seconds")
     if not _REQUEST_ID.match(request_id):

@@ -126,7 +126,7 @@ def parse_person(raw: Any) -> PersonInput:
         raise BadField("email", "is not an email address")
     role_raw = body.get("role")
     try:
-        role = Role(role_raw)
+        role = Role(str(role_raw))
     except ValueError:
         raise BadField("role", f"must be one of {', '.join(r.value for r in Role)}") from None
     supervisor = body.get("supervisor")
