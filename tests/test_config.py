@@ -78,12 +78,15 @@ class Result:
     returncode: int | None
     stdout: str
     stderr: str
+    wrote_registration: bool = False
 
 
 def assert_config_error(proc: Result | subprocess.CompletedProcess[str], *needles: str) -> None:
     assert proc.returncode == 2, (proc.returncode, proc.stderr)
     assert proc.stderr.startswith("Configuration error: "), proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr
+    # A refused config writes no registration.
+    assert not getattr(proc, "wrote_registration", False)
     for needle in needles:
         assert needle in proc.stderr, (needle, proc.stderr)
 
@@ -197,9 +200,8 @@ def refused(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, R
     try:
         for name, proc in procs.items():
             out, err = proc.communicate(timeout=60)
-            results[name] = (argv[name][1], Result(proc.returncode, out, err))
-            # A refused config writes no registration.
-            assert not (argv[name][2] / "reg.yaml").exists(), name
+            wrote = (argv[name][2] / "reg.yaml").exists()
+            results[name] = (argv[name][1], Result(proc.returncode, out, err, wrote))
     finally:
         for proc in procs.values():
             if proc.poll() is None:
