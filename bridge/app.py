@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from .provisioning.api import ProvisioningAPI
 from .reconciler import Reconciler, describe
 
 log = logging.getLogger("bridge")
+TXN_KEEP = 7 * 24 * 3600
 
 
 @web.middleware
@@ -89,7 +91,7 @@ class Bridge:
             reserved_localparts={registration.sender_localpart},
         )
         self._runner: web.AppRunner | None = None
-        self._ping_task: asyncio.Task | None = None
+        self._tasks: list[asyncio.Task] = []
 
     def make_app(self) -> web.Application:
         app = web.Application(middlewares=[json_errors], client_max_size=1024 * 1024)
@@ -115,8 +117,22 @@ class Bridge:
                 "Metrics on %s:%s", self.config["metrics.hostname"], self.config["metrics.port"]
             )
         # The homeserver may be down; the bridge serves WordPress meanwhile and converges later.
-        self._ping_task = asyncio.create_task(self._ping_until_up())
+        self._tasks = [
+            asyncio.create_task(self._ping_until_up()),
+            asyncio.create_task(self._housekeeping()),
+        ]
         self.reconciler.start()
+
+    async def _housekeeping(self) -> None:
+        # The homeserver retries a transaction for minutes, not weeks: older ids can go.
+        while True:
+            try:
+                await self.db.execute(
+                    "DELETE FROM appservice_txn WHERE received_at < $1", time.time() - TXN_KEEP
+                )
+            except Exception:
+                log.exception("Housekeeping failed")
+            await asyncio.sleep(3600)
 
     async def _ping_until_up(self) -> None:
         delay = 1.0
@@ -141,8 +157,9 @@ class Bridge:
             delay = min(delay * 2, 60)
 
     async def stop(self) -> None:
-        if self._ping_task:
-            self._ping_task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.reconciler.stop()
         if self._runner:
             await self._runner.cleanup()

@@ -1,7 +1,8 @@
 """Converges the homeserver to the desired state in the DB.
 
 Level-triggered: a pass reads what should be and what is, and changes only the difference, so the
-same pass can run any number of times. Work on one object is serialized by a lock per object;
+same pass can run any number of times. An object is worked on by one worker at a time (a change
+arriving meanwhile queues one more pass after it);
 failures back off exponentially and are retried from the DB, so a crash or a homeserver outage
 only delays convergence.
 """
@@ -71,9 +72,10 @@ class Reconciler:
         self.backoff_max = backoff_max
         self._queue: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
         self._queued: set[tuple[str, int]] = set()
-        self._locks: dict[tuple[str, int], asyncio.Lock] = {}
+        # Keys being reconciled now, and those changed again meanwhile (they run once more after).
+        self._active: set[tuple[str, int]] = set()
+        self._again: set[tuple[str, int]] = set()
         self._tasks: list[asyncio.Task] = []
-        self._wake = asyncio.Event()
         self._busy = 0
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -90,13 +92,15 @@ class Reconciler:
         self._tasks = []
 
     def notify(self, keys: Iterable[tuple[str, int]] = ()) -> None:
-        """Something changed: queue these objects now and look for other dirty rows."""
+        """These objects changed: reconcile them now (the poller would find them later anyway)."""
         for key in keys:
-            self._enqueue(key)
-        self._wake.set()
+            self._enqueue(key, again=True)
 
-    def _enqueue(self, key: tuple[str, int]) -> None:
-        if key not in self._queued:
+    def _enqueue(self, key: tuple[str, int], again: bool = False) -> None:
+        if key in self._active:
+            if again:
+                self._again.add(key)
+        elif key not in self._queued:
             self._queued.add(key)
             self._queue.put_nowait(key)
             metrics.QUEUE_DEPTH.set(self._queue.qsize())
@@ -113,11 +117,7 @@ class Reconciler:
                 await self.enqueue_dirty()
             except Exception:
                 log.exception("Could not read dirty objects from the database")
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
-            except TimeoutError:
-                pass
-            self._wake.clear()
+            await asyncio.sleep(self.poll_interval)
 
     async def enqueue_dirty(self) -> int:
         now = time.time()
@@ -154,21 +154,21 @@ class Reconciler:
         while True:
             key = await self._queue.get()
             self._queued.discard(key)
+            self._active.add(key)
             metrics.QUEUE_DEPTH.set(self._queue.qsize())
             self._busy += 1
             try:
-                lock = self._locks.setdefault(key, asyncio.Lock())
-                async with lock:
-                    await self.reconcile(*key)
+                await self.reconcile(*key)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("Unexpected error reconciling %s %s", *key)
             finally:
                 self._busy -= 1
-                if not self._queued and self._busy == 0:
-                    # Locks of finished objects are not needed again until they are queued.
-                    self._locks = {k: v for k, v in self._locks.items() if v.locked()}
+                self._active.discard(key)
+                if key in self._again:
+                    self._again.discard(key)
+                    self._enqueue(key)
 
     # --- one object --------------------------------------------------------------------------
 

@@ -326,6 +326,10 @@ async def test_bad_person_input(firm: Firm) -> None:
     assert_error(status, data, 400, "FIRM_BAD_FIELD", "attorneys[1]")
     status, data = await put(person_body(firm, "ann", "associate", supervisor=firm.pid(1)))
     assert_error(status, data, 400, "FIRM_BAD_FIELD", "supervisor")
+    status, data = await put(raw=b" " * (300 * 1024))
+    assert_error(status, data, 413, "FIRM_TOO_LARGE", "body")
+    status, data = await put(raw=b" " * (2 * 1024 * 1024))
+    assert_error(status, data, 413)
     await assert_no_person(firm, 1)
 
     for bad_id in ("abc", "12abc", "0", "-3", "1" * 19):
@@ -442,7 +446,14 @@ async def test_invalid_supervisor_leaves_person_unchanged(firm: Firm) -> None:
 async def test_same_payload_twice_changes_nothing(firm: Firm) -> None:
     first_matter = await converged_matter(firm)
     room_id = first_matter["room_id"]
+    await firm.person(3, "assoc", "associate")
+    await firm.person(2, "cli", "client", attorneys=[firm.pid(3), firm.pid(1)])
+    for n in (2, 3):
+        await firm.wait_synced("person", n)
+    await settle(firm)
     status, person = await firm.api.get_person(firm.pid(1))
+    assert status == 200
+    status, client = await firm.api.get_person(firm.pid(2))
     assert status == 200
     ids_before = await state_event_ids(firm, room_id)
     assert ("m.room.power_levels", "") in ids_before
@@ -453,11 +464,12 @@ async def test_same_payload_twice_changes_nothing(firm: Firm) -> None:
     assert again_person["sync"]["desired_version"] == person["sync"]["desired_version"]
     assert again_matter["sync"]["desired_version"] == first_matter["sync"]["desired_version"]
     assert again_matter["sync"]["state"] == "synced"
-    # Listed in another order, the assignments are still the same.
+    # Listed in another order, the attorneys are still the same.
     status, reordered = await firm.api.put_person(
-        firm.pid(2), person_body(firm, "cli", "client", attorneys=[firm.pid(1)])
+        firm.pid(2), person_body(firm, "cli", "client", attorneys=[firm.pid(1), firm.pid(3)])
     )
     assert status == 200
+    assert reordered["sync"]["desired_version"] == client["sync"]["desired_version"]
     assert reordered["sync"]["state"] == "synced", reordered
     await settle(firm)
     assert await state_event_ids(firm, room_id) == ids_before
