@@ -84,7 +84,7 @@ class AppServiceHandler:
             events = body.get("events", [])
             if not isinstance(events, list):
                 raise ValueError
-        except (ValueError, AttributeError, UnicodeDecodeError):
+        except (ValueError, AttributeError, UnicodeDecodeError, RecursionError):
             metrics.TRANSACTIONS.labels("bad_request").inc()
             return _error(400, "M_NOT_JSON", "transaction body must be a JSON object with events")
         touched: set[int] = set()
@@ -115,9 +115,11 @@ class AppServiceHandler:
         """The matter whose room this event may have pushed away from the desired state."""
         if not isinstance(event, dict) or event.get("type") not in WATCHED_STATE:
             return None
+        if not isinstance(event.get("room_id"), str) or not isinstance(event.get("content"), dict):
+            return None
         if "state_key" not in event or event.get("sender") == self.bot_mxid:
             return None
-        content = event.get("content") or {}
+        content = event["content"]
         if (
             event["type"] == "m.room.member"
             and content.get("membership") == "join"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 from pathlib import Path
@@ -22,11 +23,11 @@ class Registration:
 def people_regex(domain: str) -> str:
     # Every natural localpart belongs to the firm's people. Operator accounts made by hand on the
     # homeserver (e.g. @_admin) start with an underscore and stay outside the namespace.
-    return rf"@[a-z0-9][a-z0-9._=\-/]*:{re.escape(domain)}"
+    return rf"@[a-z0-9][a-z0-9._=\-/]*:{re.escape(domain)}$"
 
 
 def alias_regex(domain: str, prefix: str) -> str:
-    return rf"#{re.escape(prefix)}[a-z0-9._=\-]+:{re.escape(domain)}"
+    return rf"#{re.escape(prefix)}[a-z0-9._=\-]+:{re.escape(domain)}$"
 
 
 def generate(config: Config) -> dict:
@@ -54,9 +55,11 @@ def generate(config: Config) -> dict:
 def write(config: Config, path: Path) -> None:
     yaml = YAML()
     yaml.default_flow_style = False
-    with path.open("w") as f:
+    # Created 0600 from the start: the tokens are never readable by others, not even briefly.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as f:
         yaml.dump(generate(config), f)
-    path.chmod(0o600)
 
 
 def load(path: Path) -> Registration:

@@ -307,10 +307,12 @@ def test_generate_registration(tmp_path: Path) -> None:
     assert not user_re.match("@_admin:firm.example")
     assert not user_re.match("@jdoe:other.example")
     assert not user_re.match("@jdoe:firmXexample")
+    assert not user_re.match("@jdoe:firm.example.org")  # anchored: no other server's users
     alias_re = re.compile(aliases["regex"])
     assert alias_re.match("#matter-2026-0042:firm.example")
     assert not alias_re.match("#lunch:firm.example")
     assert not alias_re.match("#matter-2026-0042:other.example")
+    assert not alias_re.match("#matter-x:firm.example.evil")
 
 
 # --- policy ----------------------------------------------------------------------------------

@@ -637,3 +637,52 @@ async def test_appservice_transactions_mark_drift_once(firm: Firm) -> None:
     data = await firm.wait_synced("matter", 10)
     assert data["sync"]["desired_version"] == version + 1
     assert await firm.hs.joined(room_id) == {partner, client, "@firmbridge:firm.test"}
+
+
+async def test_odd_input_is_a_clean_400(firm: Firm) -> None:
+    # Digits that are not ASCII, and JSON nested past the parser's recursion limit.
+    status, data = await firm.api.request("GET", "/_firm/v1/people/%C2%B2")
+    assert_error(status, data, 400, "FIRM_BAD_FIELD", "id")
+    status, data = await firm.api.request("GET", "/_firm/v1/people/%D9%A1%D9%A2")
+    assert_error(status, data, 400, "FIRM_BAD_FIELD", "id")
+    nested = b"[" * 100_000
+    status, data = await firm.api.request("PUT", f"/_firm/v1/people/{firm.pid(1)}", raw=nested)
+    assert_error(status, data, 400, "FIRM_NOT_JSON", "body")
+    status, data = await send(firm, "PUT", txn_path(uuid.uuid4().hex), nested, as_headers(firm))
+    assert_error(status, data, 400)
+
+
+async def test_malformed_events_do_not_block_a_transaction(firm: Firm) -> None:
+    matter = await converged_matter(firm)
+    txn = uuid.uuid4().hex
+    events = [
+        {
+            "type": "m.room.member",
+            "room_id": 42,
+            "sender": "@x:firm.test",
+            "state_key": "@y:firm.test",
+            "content": {"membership": "leave"},
+        },
+        {
+            "type": "m.room.power_levels",
+            "room_id": matter["room_id"],
+            "sender": "@x:firm.test",
+            "state_key": "",
+            "content": "not an object",
+        },
+    ]
+    status, data = await send(
+        firm, "PUT", txn_path(txn), json.dumps({"events": events}).encode(), as_headers(firm)
+    )
+    assert (status, data) == (200, {})
+
+
+async def test_departed_person_sent_again_changes_nothing(firm: Firm) -> None:
+    await firm.person(1, "pat", "partner")
+    body = person_body(firm, "pat", "partner", active=False)
+    status, first = await firm.api.put_person(firm.pid(1), body)
+    assert status == 200 and first["departure"]["already_departed"] is False
+    status, second = await firm.api.put_person(firm.pid(1), body)
+    assert status == 200 and "departure" not in second
+    assert second["sync"]["desired_version"] == first["sync"]["desired_version"]
+    assert second["active"] is False

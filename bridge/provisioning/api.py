@@ -101,7 +101,7 @@ class ProvisioningAPI:
                 if request.method in ("PUT", "POST") and body:
                     try:
                         payload = json.loads(body)
-                    except (ValueError, UnicodeDecodeError):
+                    except (ValueError, UnicodeDecodeError, RecursionError):
                         raise ApiError(
                             400, "FIRM_NOT_JSON", "body is not valid JSON", "body"
                         ) from None
@@ -139,10 +139,13 @@ class ProvisioningAPI:
             data = parse_person(payload)
         except BadField as e:
             raise self._bad(e) from None
-        departing = not data.active
         departure = None
         async with transaction(self.db) as conn:
             await self._claim(conn, rid)
+            current = await store.get_person(conn, wp_id)
+            # Going inactive is a departure, applied once; a departed person sent again as
+            # departed is just compared like any other upsert.
+            departing = not data.active and (current is None or current.active)
             try:
                 person, changed = await store.upsert_person(
                     conn,

@@ -63,7 +63,7 @@ def verify(
     signature = header(SIGNATURE_HEADER)
     timestamp = header(TIMESTAMP_HEADER)
     request_id = header(REQUEST_ID_HEADER)
-    if not timestamp.isdigit() or len(timestamp) > 12:
+    if not re.fullmatch(r"[0-9]{1,12}", timestamp):
         raise SignatureError(TIMESTAMP_HEADER, "must be a Unix time in seconds")
     if not _REQUEST_ID.match(request_id):
         raise SignatureError(REQUEST_ID_HEADER, "must be 8 to 128 characters of [A-Za-z0-9._:-]")

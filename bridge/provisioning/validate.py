@@ -44,7 +44,7 @@ MAX_TEXT = 255
 
 
 def parse_wp_id(raw: str, field: str = "id") -> int:
-    if not raw.isdigit() or len(raw) > 18 or int(raw) <= 0:
+    if not re.fullmatch(r"[0-9]{1,18}", raw) or int(raw) <= 0:
         raise BadField(field, "must be a positive integer WordPress id")
     return int(raw)
 
