@@ -10,7 +10,7 @@ import hmac
 import json
 import logging
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from mautrix.util.async_db import Database
@@ -35,6 +35,16 @@ WATCHED_STATE = {
 }
 
 
+class EventSink(Protocol):
+    """Something else that needs every event the homeserver sends (audit, media index).
+
+    Called inside the transaction's DB transaction, so its writes commit together with the
+    transaction id: applied exactly once, or not at all (the homeserver then retries).
+    """
+
+    async def on_events(self, conn: Any, events: list[dict]) -> None: ...
+
+
 def _error(status: int, errcode: str, message: str) -> web.Response:
     return web.json_response({"errcode": errcode, "error": message}, status=status)
 
@@ -45,6 +55,7 @@ class AppServiceHandler:
         self.reconciler = reconciler
         self._hs_token = hs_token
         self.bot_mxid = bot_mxid
+        self.sinks: list[EventSink] = []
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -98,7 +109,10 @@ class AppServiceHandler:
                 txn_id,
                 time.time(),
             )
-            for event in events:
+            valid = [e for e in events if isinstance(e, dict)]
+            for sink in self.sinks:
+                await sink.on_events(conn, valid)
+            for event in valid:
                 matter_id = await self._drift_matter(conn, event)
                 if matter_id is not None and matter_id not in touched:
                     touched.add(matter_id)
@@ -113,7 +127,7 @@ class AppServiceHandler:
 
     async def _drift_matter(self, conn: Any, event: Any) -> int | None:
         """The matter whose room this event may have pushed away from the desired state."""
-        if not isinstance(event, dict) or event.get("type") not in WATCHED_STATE:
+        if event.get("type") not in WATCHED_STATE:
             return None
         if not isinstance(event.get("room_id"), str) or not isinstance(event.get("content"), dict):
             return None
