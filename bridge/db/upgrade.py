@@ -80,3 +80,17 @@ async def upgrade_v1(conn: Connection, scheme: Scheme) -> None:
         )
     """)
     await conn.execute("CREATE INDEX provisioning_request_age ON provisioning_request(received_at)")
+
+
+@upgrade_table.register(description="Firm state generation and the policy sent from WordPress")  # type: ignore[call-arg, arg-type]
+async def upgrade_v2(conn: Connection, scheme: Scheme) -> None:
+    # One counter bumped with every change the homeserver module must see (people, assignments,
+    # rooms, policy), so the module re-reads the firm's state only when it changed.
+    await conn.execute("""
+        CREATE TABLE firm_state (
+            id         INTEGER PRIMARY KEY,
+            generation BIGINT NOT NULL,
+            policy     TEXT
+        )
+    """)
+    await conn.execute("INSERT INTO firm_state (id, generation, policy) VALUES (0, 1, NULL)")
