@@ -17,9 +17,13 @@ from .appservice import AppServiceHandler
 from .config import Config, ConfigError
 from .db import open_database
 from .matrix import Homeserver, is_transient
-from .policy import Policy, PolicyError
+from .module_link import ModuleClient, ModuleRoutes
+from .policy import CurrentPolicy, Policy, PolicyError
 from .provisioning.api import ProvisioningAPI
+from .provisioning.policy_routes import PolicyRoutes, load_stored_policy
+from .provisioning.sessions import SessionRoutes
 from .reconciler import Reconciler, describe
+from .wordpress import WordPress
 
 log = logging.getLogger("bridge")
 TXN_KEEP = 7 * 24 * 3600
@@ -60,7 +64,8 @@ class Bridge:
     def __init__(self, config: Config, registration: reg.Registration) -> None:
         self.config = config
         self.registration = registration
-        self.policy = load_policy(config)
+        # The file's policy until the DB says WordPress sent another (read at start()).
+        self.policy = CurrentPolicy(load_policy(config))
         self.domain = config["homeserver.domain"]
         self.bot_mxid = f"@{registration.sender_localpart}:{self.domain}"
         self.db = open_database(config["database.uri"], config["database.max_connections"])
@@ -90,6 +95,30 @@ class Bridge:
             alias_prefix=config["appservice.alias_prefix"],
             reserved_localparts={registration.sender_localpart},
         )
+        module_secret = config["homeserver_module.shared_secret"]
+        login_check = config["wordpress.login_check_url"]
+        self.wordpress = (
+            WordPress(
+                login_check, config["provisioning.shared_secret"], config["wordpress.timeout"]
+            )
+            if login_check
+            else None
+        )
+        self.module_routes = ModuleRoutes(
+            self.db,
+            self.policy,
+            self.wordpress,
+            secret=module_secret,
+            domain=self.domain,
+            bridge_user=self.bot_mxid,
+        )
+        self.module_client = ModuleClient(config["homeserver.address"], module_secret)
+        self.policy_routes = PolicyRoutes(self.provisioning, self.policy)
+        self.session_routes = SessionRoutes(
+            self.provisioning,
+            self.module_client,
+            config["homeserver.public_address"] or config["homeserver.address"],
+        )
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task] = []
 
@@ -97,11 +126,15 @@ class Bridge:
         app = web.Application(middlewares=[json_errors], client_max_size=1024 * 1024)
         app.add_routes(self.appservice.routes())
         app.add_routes(self.provisioning.routes())
+        app.add_routes(self.policy_routes.routes())
+        app.add_routes(self.session_routes.routes())
+        app.add_routes(self.module_routes.routes())
         return app
 
     async def start(self) -> None:
         log.info("Starting bridge for %s as %s", self.domain, self.bot_mxid)
         await self.db.start()  # runs pending migrations
+        self.policy.value = await load_stored_policy(self.db, self.policy.value)
         self._runner = web.AppRunner(self.make_app(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(
@@ -164,6 +197,9 @@ class Bridge:
         if self._runner:
             await self._runner.cleanup()
         await self.hs.close()
+        await self.module_client.close()
+        if self.wordpress is not None:
+            await self.wordpress.close()
         await self.db.stop()
         log.info("Bridge stopped")
 

@@ -92,6 +92,10 @@ def _level(v: Any) -> str | None:
     )
 
 
+def _optional_url(v: Any) -> str | None:
+    return None if v is None else _url(v)
+
+
 def _optional_str(v: Any) -> str | None:
     return None if v is None or isinstance(v, str) else "must be a string or null"
 
@@ -103,6 +107,10 @@ _REQUIRED = object()
 SCHEMA: list[tuple[str, _Check, Any]] = [
     ("homeserver.address", _url, _REQUIRED),
     ("homeserver.domain", _domain, _REQUIRED),
+    ("homeserver.public_address", _optional_url, None),
+    ("homeserver_module.shared_secret", _secret, _REQUIRED),
+    ("wordpress.login_check_url", _optional_url, None),
+    ("wordpress.timeout", _positive, 10),
     ("appservice.id", _localpart, "firm-bridge"),
     ("appservice.address", _url, _REQUIRED),
     ("appservice.hostname", _str, "127.0.0.1"),

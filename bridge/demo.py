@@ -136,6 +136,7 @@ class Demo:
             },
             "database": {"uri": f"sqlite:{self.data / 'bridge.db'}"},
             "provisioning": {"shared_secret": self._secret("provisioning-secret")},
+            "homeserver_module": {"shared_secret": self._secret("module-secret")},
             "policy": {"file": str(CONFIG_DIR / "policy.yaml")},
             "reconciler": {"poll_interval": 1, "backoff_initial": 0.5, "backoff_max": 30},
             "logging": {"level": "INFO", "file": str(self.data / "bridge.log")},
@@ -149,8 +150,21 @@ class Demo:
     # --- homeserver -------------------------------------------------------------------------
 
     def start_synapse(self) -> SynapseServer:
+        # The firm's role table is enforced inside Synapse by the bridge's module. The demo keeps
+        # Synapse's own passwords (printed below) since it has no WordPress to check them.
+        module = {
+            "module": "bridge.synapse_module.FirmPolicyModule",
+            "config": {
+                "bridge_url": f"http://127.0.0.1:{self.bridge_port}",
+                "shared_secret": self._secret("module-secret"),
+            },
+        }
         server = SynapseServer(
-            self.data / "synapse", DOMAIN, registration_paths=[self.reg_path], port=self.hs_port
+            self.data / "synapse",
+            DOMAIN,
+            registration_paths=[self.reg_path],
+            port=self.hs_port,
+            extra_config={"modules": [module]},
         )
         try:
             server.start()

@@ -14,9 +14,20 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 
+from .firm_view import FirmView, PersonFacts
 from .model import CAPACITY_ROLES, Capacity, MatterStatus, Role
 
 MATTER_ROOMS = ("assigned", "assigned_non_privileged", "none")
+# With whom a role may hold a conversation outside matter rooms (direct or small group rooms).
+CONVERSATION_RULES = (
+    "firm_members",  # every partner, associate, paralegal and assistant
+    "assigned_clients",  # clients of the matters they are assigned to, or who list them
+    "assigned_clients_non_privileged",  # the same, on non-privileged matters only
+    "supervising_partner",
+    "assigned_attorneys",  # the attorneys a client or paralegal is assigned to
+    "clients_for_scheduling",  # any client, in a room marked for scheduling
+)
+DEFAULT_MAX_GROUP_SIZE = 8
 ROOM_ENCRYPTION = {"algorithm": "m.megolm.v1.aes-sha2"}
 HISTORY_VISIBILITY = "invited"
 # The level only the bridge, as the room's creator, reaches.
@@ -46,11 +57,29 @@ class PolicyError(ValueError):
 class RolePolicy:
     power_level: int
     matter_rooms: str
+    # Empty means "no one": the role takes part in no conversation at all.
+    conversations: frozenset[str] = frozenset()
 
 
 @attrs.define(frozen=True)
 class Policy:
     roles: Mapping[Role, RolePolicy]
+    max_group_size: int = DEFAULT_MAX_GROUP_SIZE
+
+    def to_data(self) -> dict:
+        """The policy in its file's shape (sent to the homeserver module, shown to WordPress)."""
+        return {
+            "version": 1,
+            "max_group_size": self.max_group_size,
+            "roles": {
+                role.value: {
+                    "power_level": rp.power_level,
+                    "matter_rooms": rp.matter_rooms,
+                    "conversations": sorted(rp.conversations),
+                }
+                for role, rp in self.roles.items()
+            },
+        }
 
     @classmethod
     def from_yaml(cls, text: str, source: str = "policy") -> Policy:
@@ -98,11 +127,24 @@ class Policy:
                     f"{where(body, 'matter_rooms')}: roles.{name}.matter_rooms must be one of"
                     f" {', '.join(MATTER_ROOMS)}"
                 )
-            roles[role] = RolePolicy(power_level=level, matter_rooms=rooms)
+            talks = body.get("conversations")
+            if not isinstance(talks, list) or any(t not in CONVERSATION_RULES for t in talks):
+                raise PolicyError(
+                    f"{where(body, 'conversations')}: roles.{name}.conversations must be a list"
+                    f" of: {', '.join(CONVERSATION_RULES)} (an empty list means no one)"
+                )
+            roles[role] = RolePolicy(
+                power_level=level, matter_rooms=rooms, conversations=frozenset(talks)
+            )
         missing = [r.value for r in Role if r not in roles]
         if missing:
             raise PolicyError(f"{where(data, 'roles')}: roles missing: {', '.join(missing)}")
-        return cls(roles=roles)
+        size = data.get("max_group_size", DEFAULT_MAX_GROUP_SIZE)
+        if not isinstance(size, int) or isinstance(size, bool) or not 2 <= size <= 100:
+            raise PolicyError(
+                f"{where(data, 'max_group_size')}: max_group_size must be an integer from 2 to 100"
+            )
+        return cls(roles=roles, max_group_size=size)
 
     # --- questions ---------------------------------------------------------------------------
 
@@ -148,6 +190,63 @@ class Policy:
             "notifications": {"room": MANAGER_LEVEL},
         }
 
+    # --- conversations outside matter rooms -------------------------------------------------
+
+    def may_converse(self, view: FirmView, a: str, b: str, scheduling: bool = False) -> Decision:
+        """May a and b hold a conversation (a direct or small group room)?"""
+        pa, pb = view.people.get(a), view.people.get(b)
+        for uid, p in ((a, pa), (b, pb)):
+            if p is None:
+                return Decision(False, f"{uid} is not one of the firm's people")
+            if not p.active:
+                return Decision(False, f"{uid} has departed")
+            if not self.roles[p.role].conversations:
+                return Decision(False, f"a {p.role.value} holds conversations with no one")
+        assert pa is not None and pb is not None
+        if a == b:
+            return ALLOW
+        if _admits(self.roles[pa.role].conversations, view, pa, pb, scheduling) or _admits(
+            self.roles[pb.role].conversations, view, pb, pa, scheduling
+        ):
+            return ALLOW
+        hint = " outside a scheduling room" if not scheduling else ""
+        return Decision(
+            False, f"the role table does not let a {pa.role.value} and a {pb.role.value} talk{hint}"
+        )
+
+    def may_form_room(
+        self, view: FirmView, people: list[str], scheduling: bool = False
+    ) -> Decision:
+        """May these people (creator, members and invitees) be in one room together?"""
+        unique = list(dict.fromkeys(people))
+        if len(unique) > self.max_group_size:
+            return Decision(
+                False, f"rooms outside matters hold at most {self.max_group_size} people"
+            )
+        for i, a in enumerate(unique):
+            for b in unique[i + 1 :] or ([a] if len(unique) == 1 else []):
+                decision = self.may_converse(view, a, b, scheduling)
+                if not decision:
+                    return decision
+        return ALLOW
+
+    def may_join_matter_room(self, view: FirmView, user: str, room_id: str) -> Decision:
+        matter = view.by_room.get(room_id)
+        person = view.people.get(user)
+        if matter is None or person is None:
+            return Decision(False, "not assigned to this matter")
+        members = self.matter_members(
+            matter.privileged,
+            [
+                (uid, view.people[uid].role, view.people[uid].active)
+                for uid in matter.assignments
+                if uid in view.people
+            ],
+        )
+        if user in members:
+            return ALLOW
+        return Decision(False, "not assigned to this matter")
+
     def matter_room_state(self, name: str, topic: str, alias: str) -> dict[str, dict]:
         """Every managed state event but power levels and members, keyed by event type."""
         return {
@@ -159,6 +258,60 @@ class Policy:
             "m.room.topic": {"topic": topic},
             "m.room.canonical_alias": {"alias": alias},
         }
+
+
+@attrs.define(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+
+ALLOW = Decision(True, "allowed")
+
+
+def _admits(
+    rules: frozenset[str], view: FirmView, me: PersonFacts, other: PersonFacts, scheduling: bool
+) -> bool:
+    """Whether one side's conversation rules admit the other person."""
+    if "firm_members" in rules and other.role in FIRM_MEMBER_ROLES:
+        return True
+    if other.role == Role.CLIENT:
+        if "clients_for_scheduling" in rules and scheduling:
+            return True
+        # Assigned clients: the client lists them, or they work on one of the client's matters.
+        for rule, non_privileged in (
+            ("assigned_clients", False),
+            ("assigned_clients_non_privileged", True),
+        ):
+            if rule not in rules:
+                continue
+            if me.user_id in other.attorneys and not non_privileged:
+                return True
+            for m in view.shared_matters(me.user_id, other.user_id):
+                if m.assignments[other.user_id] == Capacity.CLIENT and not (
+                    non_privileged and m.privileged
+                ):
+                    return True
+    if "supervising_partner" in rules and other.user_id == me.supervisor:
+        return True
+    if "assigned_attorneys" in rules and other.role in (Role.PARTNER, Role.ASSOCIATE):
+        non_privileged = me.role == Role.PARALEGAL
+        if view.is_attorney_of(other.user_id, me.user_id, non_privileged_only=non_privileged):
+            return True
+    return False
+
+
+FIRM_MEMBER_ROLES = frozenset({Role.PARTNER, Role.ASSOCIATE, Role.PARALEGAL, Role.ASSISTANT})
+
+
+@attrs.define
+class CurrentPolicy:
+    """The policy in force, shared by the parts that evaluate it; replaced whole on a change."""
+
+    value: Policy
 
 
 def successor_for(departing_supervisor_id: int | None, active_ids: set[int]) -> int | None:

@@ -20,10 +20,10 @@ from mautrix.errors import MatrixRequestError, MForbidden, MUserInUse
 from mautrix.util.async_db import Database
 
 from . import metrics
-from .db import store
+from .db import store, transaction
 from .matrix import Homeserver
 from .model import Matter, MatterStatus, Person
-from .policy import MANAGED_STATE, Policy
+from .policy import MANAGED_STATE, CurrentPolicy
 
 log = logging.getLogger("bridge.reconciler")
 
@@ -54,7 +54,7 @@ class Reconciler:
         self,
         db: Database,
         hs: Homeserver,
-        policy: Policy,
+        policy: CurrentPolicy,
         *,
         workers: int = 8,
         poll_interval: float = 2,
@@ -275,13 +275,13 @@ class Reconciler:
         for person in people.values():
             if person.active:
                 await self.ensure_account(person)
-        members = self.policy.matter_members(
+        members = self.policy.value.matter_members(
             matter.privileged,
             [(self.hs.mxid(p.localpart), p.role, p.active) for p in people.values()],
         )
-        power = self.policy.matter_power_levels(members, matter.status)
+        power = self.policy.value.matter_power_levels(members, matter.status)
         alias = f"#{matter.alias_localpart}:{self.hs.domain}"
-        state = self.policy.matter_room_state(room_name(matter), room_topic(matter), alias)
+        state = self.policy.value.matter_room_state(room_name(matter), room_topic(matter), alias)
 
         room_id = matter.room_id
         if room_id is None:
@@ -299,7 +299,9 @@ class Reconciler:
         await self._converge_room(wp_id, room_id, state, power, members)
 
     async def _save_room(self, wp_id: int, room_id: str) -> None:
-        await self.db.execute("UPDATE matter SET room_id = $2 WHERE wp_id = $1", wp_id, room_id)
+        async with transaction(self.db) as conn:
+            await conn.execute("UPDATE matter SET room_id = $2 WHERE wp_id = $1", wp_id, room_id)
+            await store.bump_generation(conn)
 
     async def _create_room(
         self, matter: Matter, alias: str, state: dict[str, dict], power: dict, members: dict

@@ -13,7 +13,10 @@ from typing import Any
 import aiohttp
 import asyncpg
 import pytest
+from aiohttp import web
 from ruamel.yaml import YAML
+from wp_standin import PATH as WP_PATH
+from wp_standin import WordPressStandIn
 
 from bridge import registration as reg
 from bridge.app import Bridge, setup_logging
@@ -25,6 +28,25 @@ ROOT = Path(__file__).resolve().parent.parent
 DOMAIN = "firm.test"
 PG_DSN = os.environ.get("FIRM_TEST_PG", "postgres://postgres@127.0.0.1:5432")
 SECRET = secrets.token_urlsafe(48)
+MODULE_SECRET = secrets.token_urlsafe(48)
+# Set once the session's WordPress stand-in listens (see the `wordpress` fixture).
+WORDPRESS: dict[str, Any] = {"url": None}
+
+
+def module_config(bridge_port: int) -> dict:
+    """What a firm adds to Synapse's homeserver.yaml: the policy module, WordPress logins only."""
+    return {
+        "modules": [
+            {
+                "module": "bridge.synapse_module.FirmPolicyModule",
+                "config": {
+                    "bridge_url": f"http://127.0.0.1:{bridge_port}",
+                    "shared_secret": MODULE_SECRET,
+                },
+            }
+        ],
+        "password_config": {"localdb_enabled": False},
+    }
 
 
 def bridge_config_data(port: int, hs_url: str, db_uri: str, **overrides: Any) -> dict:
@@ -40,6 +62,8 @@ def bridge_config_data(port: int, hs_url: str, db_uri: str, **overrides: Any) ->
         },
         "database": {"uri": db_uri},
         "provisioning": {"shared_secret": SECRET},
+        "homeserver_module": {"shared_secret": MODULE_SECRET},
+        "wordpress": {"login_check_url": WORDPRESS["url"], "timeout": 5},
         "policy": {"file": str(ROOT / "config" / "policy.yaml")},
         "reconciler": {
             "poll_interval": 0.2,
@@ -114,13 +138,30 @@ def homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Homeserver]
     reg_path = work / "registration.yaml"
     config = parse(bridge_config_data(port, "http://127.0.0.1:1", "sqlite:unused"), work / "c.yaml")
     reg.write(config, reg_path)
-    server = SynapseServer(work, server_name=DOMAIN, registration_paths=[reg_path])
+    server = SynapseServer(
+        work, server_name=DOMAIN, registration_paths=[reg_path], extra_config=module_config(port)
+    )
     server.start()
     try:
         admin = server.register_user("_admin", secrets.token_urlsafe(16), admin=True)
         yield Homeserver(server, port, reg_path, admin)
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def wordpress() -> AsyncIterator[WordPressStandIn]:
+    """The WordPress login check every bridge in the session is pointed at."""
+    standin = WordPressStandIn(SECRET)
+    runner = web.AppRunner(standin.app())
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    WORDPRESS["url"] = f"http://127.0.0.1:{port}{WP_PATH}"
+    try:
+        yield standin
+    finally:
+        await runner.cleanup()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -31,6 +31,7 @@ def base_config(tmp_path: Path) -> Any:
     data["policy"]["file"] = str(POLICY)
     data["provisioning"]["shared_secret"] = secrets.token_urlsafe(36)
     assert len(data["provisioning"]["shared_secret"]) == 48
+    data["homeserver_module"]["shared_secret"] = secrets.token_urlsafe(36)
     data["database"]["uri"] = f"sqlite:{tmp_path / 'bridge.db'}"
     port = free_port()
     data["appservice"]["port"] = port
@@ -100,6 +101,7 @@ MISSING = [
     "appservice.port",
     "database.uri",
     "provisioning.shared_secret",
+    "homeserver_module.shared_secret",
     "policy.file",
 ]
 
@@ -356,7 +358,9 @@ def test_policy_bad_matter_rooms_names_line() -> None:
 
 def test_policy_missing_role() -> None:
     text = re.sub(
-        r"  client:\n    power_level: 10\n    matter_rooms: assigned\n", "", POLICY.read_text()
+        r"  client:\n    power_level: 10\n    matter_rooms: assigned\n    conversations: .*\n",
+        "",
+        POLICY.read_text(),
     )
     assert "client:" not in text
     with pytest.raises(PolicyError, match="roles missing: client"):
@@ -372,7 +376,8 @@ def test_policy_missing_role() -> None:
             "roles.partner.power_level must be an integer",
         ),
         (
-            lambda t: t + "  janitor:\n    power_level: 0\n    matter_rooms: none\n",
+            lambda t: t
+            + "  janitor:\n    power_level: 0\n    matter_rooms: none\n    conversations: []\n",
             "janitor:",
             "unknown role 'janitor'",
         ),
@@ -393,3 +398,14 @@ def test_bridge_refuses_bad_policy(tmp_path: Path, edit: Any, needle: str, messa
     assert_config_error(proc, f"{policy}, line {line_of(policy_text, needle)}:", message)
     assert "Listening on" not in proc.stderr
     assert not (tmp_path / "bridge.db").exists()
+
+
+def test_policy_unknown_conversation_rule_names_its_line() -> None:
+    text = POLICY.read_text().replace(
+        "conversations: [assigned_attorneys]", "conversations: [everyone]"
+    )
+    with pytest.raises(PolicyError, match=r"line \d+: roles.client.conversations must be a list"):
+        Policy.from_yaml(text, "p.yaml")
+    line = next(i for i, ln in enumerate(text.splitlines(), 1) if "[everyone]" in ln)
+    with pytest.raises(PolicyError, match=f"p.yaml, line {line}:"):
+        Policy.from_yaml(text, "p.yaml")

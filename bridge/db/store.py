@@ -33,6 +33,12 @@ async def _mark(conn: Connection, table: str, wp_id: int) -> None:
         wp_id,
         time.time(),
     )
+    await bump_generation(conn)
+
+
+async def bump_generation(conn: Connection) -> None:
+    """Tell the homeserver module the firm's state changed (it re-reads it within seconds)."""
+    await conn.execute("UPDATE firm_state SET generation = generation + 1 WHERE id = 0")
 
 
 async def mark_matter_dirty(conn: Connection, wp_id: int) -> None:
@@ -145,6 +151,7 @@ async def upsert_person(
             await conn.execute(
                 "INSERT INTO person_attorney (person_id, attorney_id) VALUES ($1, $2)", wp_id, aid
             )
+        await bump_generation(conn)
         person = await get_person(conn, wp_id)
         assert person is not None
         return person, True
@@ -360,3 +367,58 @@ async def claim_request_id(conn: Connection, request_id: str, now: float, window
         now,
     )
     return True
+
+
+async def generation(conn: Connection) -> int:
+    return await conn.fetchval("SELECT generation FROM firm_state WHERE id = 0")
+
+
+async def stored_policy(conn: Connection) -> str | None:
+    return await conn.fetchval("SELECT policy FROM firm_state WHERE id = 0")
+
+
+async def store_policy(conn: Connection, policy_json: str) -> int:
+    """Keep the policy WordPress sent; every matter's room is re-checked against it."""
+    await conn.execute("UPDATE firm_state SET policy = $1 WHERE id = 0", policy_json)
+    await bump_generation(conn)
+    rows = await conn.fetch("SELECT wp_id FROM matter")
+    for row in rows:
+        await mark_matter_dirty(conn, row["wp_id"])
+    return len(rows)
+
+
+async def snapshot(conn: Connection, domain: str) -> dict[str, Any]:
+    """Everything the homeserver module decides with: people, their relations, matters, rooms."""
+    attorneys: dict[int, list[int]] = {}
+    for r in await conn.fetch("SELECT person_id, attorney_id FROM person_attorney"):
+        attorneys.setdefault(r["person_id"], []).append(r["attorney_id"])
+    rows = await conn.fetch(
+        "SELECT wp_id, login, localpart, role, active, supervisor_id FROM person"
+    )
+    mxid = {r["wp_id"]: f"@{r['localpart']}:{domain}" for r in rows}
+    people = [
+        {
+            "wp_id": r["wp_id"],
+            "user_id": mxid[r["wp_id"]],
+            "login": r["login"],
+            "role": r["role"],
+            "active": bool(r["active"]),
+            "supervisor": mxid.get(r["supervisor_id"]),
+            "attorneys": sorted(mxid[a] for a in attorneys.get(r["wp_id"], []) if a in mxid),
+        }
+        for r in rows
+    ]
+    assignments: dict[int, dict[str, str]] = {}
+    for r in await conn.fetch("SELECT matter_id, person_id, capacity FROM matter_assignment"):
+        assignments.setdefault(r["matter_id"], {})[mxid[r["person_id"]]] = r["capacity"]
+    matters = [
+        {
+            "wp_id": r["wp_id"],
+            "room_id": r["room_id"],
+            "privileged": bool(r["privileged"]),
+            "status": r["status"],
+            "assignments": assignments.get(r["wp_id"], {}),
+        }
+        for r in await conn.fetch("SELECT wp_id, room_id, privileged, status FROM matter")
+    ]
+    return {"people": people, "matters": matters}

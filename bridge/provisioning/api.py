@@ -15,7 +15,7 @@ from mautrix.util.async_db import Database
 from .. import metrics
 from ..db import store, transaction
 from ..model import Matter, Person
-from ..policy import Policy
+from ..policy import CurrentPolicy
 from ..reconciler import MATTER, PERSON, Reconciler
 from .signing import SignatureError, verify
 from .validate import BadField, parse_matter, parse_person, parse_wp_id
@@ -44,7 +44,7 @@ class ProvisioningAPI:
     def __init__(
         self,
         db: Database,
-        policy: Policy,
+        policy: CurrentPolicy,
         reconciler: Reconciler,
         *,
         secret: str,
@@ -94,7 +94,8 @@ class ProvisioningAPI:
                 except SignatureError as e:
                     raise ApiError(401, "FIRM_UNAUTHORIZED", e.message, e.field) from None
                 try:
-                    wp_id = parse_wp_id(request.match_info["wp_id"])
+                    raw_id = request.match_info.get("wp_id")
+                    wp_id = 0 if raw_id is None else parse_wp_id(raw_id)
                 except BadField as e:
                     raise ApiError(400, "FIRM_BAD_FIELD", e.message, e.field) from None
                 payload = None
@@ -236,7 +237,7 @@ class ProvisioningAPI:
             await self._claim(conn, rid)
             try:
                 _, changed = await store.upsert_matter(
-                    conn, wp_id, data, self.policy, self.alias_prefix
+                    conn, wp_id, data, self.policy.value, self.alias_prefix
                 )
             except BadField as e:
                 raise self._bad(e) from None
@@ -264,7 +265,7 @@ class ProvisioningAPI:
         matter = await store.get_matter(conn, wp_id)
         assert matter is not None
         people = await store.get_people(conn, list(matter.assignments))
-        members = self.policy.matter_members(
+        members = self.policy.value.matter_members(
             matter.privileged, [(self._mxid(p), p.role, p.active) for p in people.values()]
         )
         return {
@@ -277,7 +278,7 @@ class ProvisioningAPI:
             "alias": f"#{matter.alias_localpart}:{self.domain}",
             "assignments": _assignments(matter, people, self._mxid),
             "members": sorted(members),
-            "power_levels": self.policy.matter_power_levels(members, matter.status),
+            "power_levels": self.policy.value.matter_power_levels(members, matter.status),
             "sync": _sync(await store.matter_sync_row(conn, wp_id)),
         }
 

@@ -1,0 +1,13 @@
+"""The audit trail (metadata only, hash-chained) and retention with legal hold.
+
+- `records`: what an event becomes in the audit (pure; never content, never keys)
+- `chain`: canonical serialization, the hash chain and its verifier (pure)
+- `schema`, `store`: tables and SQL
+- `ingest`: the appservice event sink and the sealer that chains records in one writer order
+- `whois`, `hsadmin`: client addresses and the homeserver's admin API
+- `gapfill`: after downtime, the rooms' timelines are checked for events the audit missed
+- `query`: queries by matter, person and date range, CSV/JSON export; every read is audited
+- `retention`: the schedule policy (pure); `enforce`: the dry-run report and the purge
+- `headsign`: Ed25519 signing of the exported chain head
+- `api`: signed HTTP routes for the WordPress plugin; `cli`: `python -m bridge.audit`
+"""

@@ -1,0 +1,158 @@
+"""Signed HTTP routes for the WordPress plugin: audit queries, exports, verify, the head, and the
+retention dry run. Signed exactly like the provisioning API (bridge/provisioning/signing.py),
+request ids claimed once; every call names the administrator reading (`actor`, a WordPress id),
+and every read is recorded in the chain.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from mautrix.util.async_db import Database
+
+from .. import metrics
+from ..db import store as firm_store
+from ..db import transaction
+from ..provisioning.api import MAX_BODY, PREFIX, ApiError
+from ..provisioning.signing import SignatureError, verify
+from .query import BadQuery, exported, parse_query, parse_time, to_csv
+from .records import now_ms
+from .service import AuditService
+
+log = logging.getLogger("bridge.audit.api")
+Handler = Callable[[web.Request, dict[str, str], str], Awaitable[web.StreamResponse]]
+
+
+class AuditAPI:
+    def __init__(
+        self, service: AuditService, db: Database, *, secret: str, max_skew: float
+    ) -> None:
+        self.service = service
+        self.db = db
+        self._secret = secret
+        self.max_skew = max_skew
+
+    def routes(self) -> list[web.RouteDef]:
+        base = PREFIX + "/audit"
+        return [
+            web.get(base + "/records", self._wrap(self.records)),
+            web.get(base + "/verify", self._wrap(self.verify)),
+            web.get(base + "/head", self._wrap(self.head)),
+            web.get(base + "/retention", self._wrap(self.retention)),
+        ]
+
+    def _wrap(self, handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def wrapped(request: web.Request) -> web.StreamResponse:
+            try:
+                body = await request.read()
+                if len(body) > MAX_BODY:
+                    raise ApiError(413, "FIRM_TOO_LARGE", "request body is too large", "body")
+                try:
+                    request_id = verify(
+                        self._secret,
+                        request.method,
+                        request.raw_path,
+                        request.headers,
+                        body,
+                        time.time(),
+                        self.max_skew,
+                    )
+                except SignatureError as e:
+                    raise ApiError(401, "FIRM_UNAUTHORIZED", e.message, e.field) from None
+                params: dict[str, str] = {}
+                for key, value in request.query.items():
+                    if key in params:
+                        raise ApiError(400, "FIRM_BAD_FIELD", "is given twice", key)
+                    params[key] = value
+                actor = await self._claim_and_check(request_id, params.pop("actor", None))
+                response = await handler(request, params, actor)
+            except BadQuery as e:
+                response = ApiError(400, "FIRM_BAD_FIELD", e.message, e.field).response()
+            except ApiError as e:
+                log.info(
+                    "%s %s refused: %d %s (%s)",
+                    request.method,
+                    request.path,
+                    e.status,
+                    e.errcode,
+                    e.field or "-",
+                )
+                response = e.response()
+            metrics.PROVISIONING.labels(str(response.status)).inc()
+            return response
+
+        return wrapped
+
+    async def _claim_and_check(self, request_id: str, actor_raw: str | None) -> str:
+        if not actor_raw:
+            raise ApiError(
+                400, "FIRM_BAD_FIELD", "is required: the WordPress id of who reads", "actor"
+            )
+        if not actor_raw.isdigit() or not 0 < int(actor_raw) < 10**18:
+            raise ApiError(
+                400, "FIRM_BAD_FIELD", "must be a positive integer WordPress id", "actor"
+            )
+        async with transaction(self.db) as conn:
+            if not await firm_store.claim_request_id(conn, request_id, time.time(), self.max_skew):
+                raise ApiError(
+                    409, "FIRM_REPLAYED", "this request id was already used", "X-Firm-Request-Id"
+                )
+            row = await conn.fetchrow(
+                "SELECT role, active FROM person WHERE wp_id = $1", int(actor_raw)
+            )
+        # The role table: only administrators read the audit (and that reading is logged).
+        if row is None or row["role"] != "administrator" or not row["active"]:
+            raise ApiError(
+                403,
+                "FIRM_FORBIDDEN",
+                f"person {actor_raw} is not an active administrator",
+                "actor",
+            )
+        return f"wp:{actor_raw}"
+
+    async def records(
+        self, request: web.Request, params: dict[str, str], actor: str
+    ) -> web.StreamResponse:
+        fmt = params.pop("format", "json")
+        if fmt not in ("json", "csv"):
+            raise BadQuery("format", "must be json or csv")
+        q = parse_query(params)
+        records = await self.service.query(q, actor, "api", fmt)
+        next_after = records[-1]["seq"] if len(records) == q.limit else None
+        if fmt == "csv":
+            resp = web.Response(text=to_csv(records), content_type="text/csv")
+            if next_after is not None:
+                resp.headers["X-Firm-Next-After"] = str(next_after)
+            return resp
+        return web.json_response(
+            {"records": [exported(r) for r in records], "next_after": next_after}
+        )
+
+    async def verify(
+        self, request: web.Request, params: dict[str, str], actor: str
+    ) -> web.StreamResponse:
+        if params:
+            raise BadQuery(next(iter(params)), "is not a known parameter")
+        verdict = await self.service.verify(actor)
+        return web.json_response(verdict.to_dict())
+
+    async def head(
+        self, request: web.Request, params: dict[str, str], actor: str
+    ) -> web.StreamResponse:
+        if params:
+            raise BadQuery(next(iter(params)), "is not a known parameter")
+        return web.json_response(await self.service.export_head(actor))
+
+    async def retention(
+        self, request: web.Request, params: dict[str, str], actor: str
+    ) -> web.StreamResponse:
+        as_of = params.pop("as_of", None)
+        if params:
+            raise BadQuery(next(iter(params)), "is not a known parameter")
+        now = parse_time(as_of, "as_of") if as_of else now_ms()
+        report: Any = await self.service.retention_report(now, actor, via="api")
+        return web.json_response(report)

@@ -1,0 +1,148 @@
+"""Ingestion: the appservice event sink, and the sealer that chains what it queued.
+
+The sink runs inside the appservice transaction's DB transaction, so what it queues commits with
+the transaction id: once, or not at all (the homeserver retries). It does no network I/O. The
+sealer then attaches client addresses (whois, cached, fetched outside any DB transaction) and
+appends the queued rows to the chain in one writer order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from mautrix.util.async_db import Database
+
+from ..db import transaction
+from . import store
+from .records import client_address, event_row, media_ids, now_ms
+from .whois import WhoisCache
+
+log = logging.getLogger("bridge.audit.ingest")
+
+
+async def queue_events(conn: Any, events: Sequence[Any], source: str) -> int:
+    """Queue the room events among `events` for the chain (and index media they point at)."""
+    received = now_ms()
+    rows = []
+    media = []
+    for event in events:
+        if not isinstance(event, dict):
+            continue
+        row = event_row(event, source, received)
+        if row is None:
+            continue
+        rows.append(row)
+        for mid in media_ids(event):
+            media.append((mid, row["room_id"], row["event_id"], row["ts"]))
+    await store.add_pending(conn, rows)
+    await store.add_media(conn, media)
+    return len(rows)
+
+
+class Sealer:
+    """Moves queued rows into the chain, in batches, one writer at a time."""
+
+    def __init__(
+        self,
+        db: Database,
+        whois: WhoisCache | None,
+        *,
+        batch: int = 2000,
+        poll_interval: float = 1.0,
+        whois_wait: float = 10.0,
+    ) -> None:
+        self.db = db
+        self.whois = whois
+        self.batch = batch
+        self.poll_interval = poll_interval
+        self.whois_wait = whois_wait
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self.sealed = 0
+
+    def wake(self) -> None:
+        # Called from inside a DB transaction that has not committed yet; a short delay lets it
+        # commit before the sealer looks (the poll interval catches anything later).
+        asyncio.get_running_loop().call_later(0.01, self._wake.set)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                while await self.seal_once():
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("Sealing audit records failed; retrying")
+                await asyncio.sleep(self.poll_interval)
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def flush(self, timeout: float = 60) -> None:
+        """Seal everything queued so far (before a read or a verify reports on the chain)."""
+        deadline = time.monotonic() + timeout
+        while await self.seal_once() or await self._pending():
+            if time.monotonic() > deadline:
+                raise TimeoutError("audit records are still waiting to be sealed")
+            await asyncio.sleep(0.05)
+
+    async def _pending(self) -> int:
+        async with self.db.acquire() as conn:
+            return await store.pending_count(conn)
+
+    async def seal_once(self) -> int:
+        """Seal one batch; returns how many queued rows it handled."""
+        async with self._lock:
+            async with self.db.acquire() as conn:
+                rows = await store.pending_batch(conn, self.batch)
+            if not rows:
+                return 0
+            rows, addresses = await self._addresses(rows)
+            if not rows:
+                return 0
+            async with transaction(self.db) as conn:
+                records = await store.append(conn, rows, addresses)
+            self.sealed += len(records)
+            return len(rows)
+
+    async def _addresses(
+        self, rows: list[dict]
+    ) -> tuple[list[dict], dict[int, tuple[str | None, str | None]]]:
+        if self.whois is None:
+            return rows, {}
+        wanted = {(r["sender"], r["device_id"]) for r in rows if r["kind"] == "event"}
+        await self.whois.refresh(wanted)
+        addresses = {}
+        now = now_ms()
+        for i, r in enumerate(rows):
+            if r["kind"] != "event":
+                continue
+            info = self.whois.cached(r["sender"])
+            if (
+                r["device_id"] is not None
+                and (info is None or r["device_id"] not in info.devices)
+                and now - r["recorded_at"] < self.whois_wait * 1000
+            ):
+                # A device the homeserver has not reported yet (a login a moment ago): hold the
+                # chain here briefly rather than seal the record without its address.
+                return rows[:i], addresses
+            addresses[r["id"]] = client_address(info, r["device_id"])
+        return rows, addresses
+
+
+class AuditSink:
+    """The EventSink registered with the appservice handler."""
+
+    def __init__(self, sealer: Sealer) -> None:
+        self.sealer = sealer
+
+    async def on_events(self, conn: Any, events: list[dict]) -> None:
+        if await queue_events(conn, events, "txn"):
+            self.sealer.wake()

@@ -1,0 +1,162 @@
+"""What an event becomes in the audit trail. Pure: no I/O.
+
+Metadata only: sender, sending device, room, event type, state key, server timestamp and size.
+Never content and never keys: nothing from `content` is kept except, for `m.room.encrypted`, the
+sending device id (which the Megolm envelope carries in the clear). Media addresses in
+*unencrypted* events are returned separately, for the retention index, never chained.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import attrs
+
+from .chain import FIELDS
+
+_compact = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode
+MAX_ID = 512  # longer ids than any homeserver issues are cut, never stored whole
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def event_size(event: Mapping[str, Any]) -> int:
+    """Bytes of the event's canonical JSON without `unsigned`.
+
+    `unsigned` (age, transaction ids) differs between deliveries of the same event, so leaving it
+    out gives one size whether the event came in a transaction or from a timeline gap fill.
+    """
+    return len(_compact({k: v for k, v in event.items() if k != "unsigned"}).encode())
+
+
+def _str(value: Any) -> str | None:
+    return value[:MAX_ID] if isinstance(value, str) else None
+
+
+def event_row(event: Mapping[str, Any], source: str, received_at: int | None = None) -> dict | None:
+    """The pending audit row for a room event, or None for anything that is not one."""
+    event_id = _str(event.get("event_id"))
+    room_id = _str(event.get("room_id"))
+    sender = _str(event.get("sender"))
+    event_type = _str(event.get("type"))
+    ts = event.get("origin_server_ts")
+    if not (event_id and room_id and sender and event_type):
+        return None
+    if not isinstance(ts, int) or isinstance(ts, bool):
+        return None
+    device_id = None
+    content = event.get("content")
+    if event_type == "m.room.encrypted" and isinstance(content, dict):
+        device_id = _str(content.get("device_id"))
+    return {
+        "kind": "event",
+        "event_id": event_id,
+        "room_id": room_id,
+        "sender": sender,
+        "device_id": device_id,
+        "event_type": event_type,
+        "state_key": _str(event.get("state_key")),
+        "ts": ts,
+        "size": event_size(event),
+        "source": source,
+        "actor": None,
+        "detail": None,
+        "recorded_at": now_ms() if received_at is None else received_at,
+    }
+
+
+def note_row(kind: str, actor: str, detail: Mapping[str, Any], room_id: str | None = None) -> dict:
+    """A record the bridge writes about itself: an audit read, a deletion."""
+    ts = now_ms()
+    return {
+        "kind": kind,
+        "event_id": None,
+        "room_id": room_id,
+        "sender": None,
+        "device_id": None,
+        "event_type": None,
+        "state_key": None,
+        "ts": ts,
+        "size": None,
+        "source": "bridge",
+        "actor": actor,
+        "detail": _compact(dict(detail)),
+        "recorded_at": ts,
+    }
+
+
+def media_ids(event: Mapping[str, Any]) -> Iterator[str]:
+    """mxc media ids an *unencrypted* event points at (file, image, sticker, thumbnail)."""
+    if event.get("type") not in ("m.room.message", "m.sticker"):
+        return
+    content = event.get("content")
+    if not isinstance(content, dict):
+        return
+    info = content.get("info") if isinstance(content.get("info"), dict) else {}
+    candidates = [content.get("url"), info.get("thumbnail_url")]
+    for holder in (content.get("file"), info.get("thumbnail_file")):
+        if isinstance(holder, dict):
+            candidates.append(holder.get("url"))
+    for url in candidates:
+        mid = parse_mxc(url)
+        if mid:
+            yield mid
+
+
+def parse_mxc(url: Any) -> str | None:
+    """'server/media_id' from mxc://server/media_id, or None."""
+    if not isinstance(url, str) or not url.startswith("mxc://"):
+        return None
+    rest = url[6:]
+    server, _, media = rest.partition("/")
+    if not server or not media or "/" in media or len(rest) > MAX_ID:
+        return None
+    return rest
+
+
+@attrs.define(frozen=True)
+class Connection:
+    ip: str | None
+    user_agent: str | None
+    last_seen: int
+
+
+@attrs.define(frozen=True)
+class ClientInfo:
+    """What the homeserver knows of a person's clients: whois connections and device addresses."""
+
+    connections: tuple[Connection, ...] = ()
+    devices: Mapping[str, Connection] = attrs.field(factory=dict)
+
+
+def client_address(info: ClientInfo | None, device_id: str | None) -> tuple[str | None, str | None]:
+    """The address and user agent to attach to a record.
+
+    The sending device's last address when the event names its device (encrypted events do);
+    otherwise the person's most recently seen connection.
+    """
+    if info is None:
+        return None, None
+    if device_id is not None:
+        dev = info.devices.get(device_id)
+        if dev is not None and dev.ip:
+            return dev.ip, dev.user_agent
+    if not info.connections:
+        return None, None
+    last = max(info.connections, key=lambda c: c.last_seen)
+    return last.ip, last.user_agent
+
+
+def sealed_record(
+    pending: Mapping[str, Any], matter_id: int | None, address: tuple[str | None, str | None]
+) -> dict:
+    """The chain record for a pending row (all FIELDS present)."""
+    record = {k: pending.get(k) for k in FIELDS}
+    record["matter_id"] = matter_id
+    record["client_ip"], record["user_agent"] = address
+    return record

@@ -1,0 +1,142 @@
+"""The bridge's side of its link with the homeserver module.
+
+The module reads the firm's state from the bridge (snapshot) and asks it to check WordPress
+passwords; the bridge asks the module to mint single-use login tokens for the portal. Both ways
+are authenticated with the module secret (a bearer token, compared in constant time) over the
+firm's internal network.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+from typing import Any
+
+from aiohttp import ClientError, ClientSession, ClientTimeout, web
+from mautrix.util.async_db import Database
+
+from .db import store, transaction
+from .policy import CurrentPolicy
+from .wordpress import WordPress, WordPressUnavailable
+
+log = logging.getLogger("bridge.module_link")
+INTERNAL = "/_firm/internal/v1"
+MINT_PATH = "/_synapse/client/firm/login_token"
+
+
+def _error(status: int, errcode: str, message: str) -> web.Response:
+    return web.json_response({"errcode": errcode, "error": message}, status=status)
+
+
+def bearer_ok(request: web.Request, secret: str) -> bool:
+    header = request.headers.get("Authorization", "")
+    token = header[7:] if header.startswith("Bearer ") else ""
+    return bool(token) and hmac.compare_digest(token.encode(), secret.encode())
+
+
+class ModuleRoutes:
+    """Served by the bridge, called by the homeserver module."""
+
+    def __init__(
+        self,
+        db: Database,
+        policy: CurrentPolicy,
+        wordpress: WordPress | None,
+        *,
+        secret: str,
+        domain: str,
+        bridge_user: str,
+    ) -> None:
+        self.db = db
+        self.policy = policy
+        self.wordpress = wordpress
+        self._secret = secret
+        self.domain = domain
+        self.bridge_user = bridge_user
+        # Generations restart with a new or restored database; the epoch keeps ETags unique.
+        self._epoch = secrets.token_hex(8)
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get(INTERNAL + "/snapshot", self.snapshot),
+            web.post(INTERNAL + "/login", self.login),
+        ]
+
+    async def snapshot(self, request: web.Request) -> web.Response:
+        if not bearer_ok(request, self._secret):
+            return _error(401, "M_UNAUTHORIZED", "the module secret is missing or wrong")
+        async with transaction(self.db) as conn:
+            generation = await store.generation(conn)
+            etag = f"{self._epoch}.{generation}"
+            if request.headers.get("If-None-Match") == etag:
+                return web.Response(status=304, headers={"ETag": etag})
+            data: dict[str, Any] = await store.snapshot(conn, self.domain)
+        data.update(
+            generation=generation,
+            etag=etag,
+            bridge_user=self.bridge_user,
+            policy=self.policy.value.to_data(),
+        )
+        return web.json_response(data, headers={"ETag": etag})
+
+    async def login(self, request: web.Request) -> web.Response:
+        if not bearer_ok(request, self._secret):
+            return _error(401, "M_UNAUTHORIZED", "the module secret is missing or wrong")
+        try:
+            body = await request.json()
+            login, password = body["login"], body["password"]
+            if not isinstance(login, str) or not isinstance(password, str) or not login:
+                raise ValueError
+        except (ValueError, KeyError, TypeError):
+            return _error(400, "M_BAD_JSON", "expected login and password")
+        if self.wordpress is None:
+            return _error(403, "M_FORBIDDEN", "password login is not configured")
+        # Matrix clients may send "jdoe", "@jdoe:firm.example" or the WordPress login as typed.
+        name = login.removeprefix("@").split(":", 1)[0].lower()
+        row = await self.db.fetchrow(
+            "SELECT wp_id, login, localpart, active FROM person"
+            " WHERE lower(login) = $1 OR localpart = $1 ORDER BY lower(login) = $1 DESC LIMIT 1",
+            name,
+        )
+        if row is None or not row["active"]:
+            log.info("Password login refused: no active person for the login given")
+            return _error(403, "M_FORBIDDEN", "invalid username or password")
+        try:
+            check = await self.wordpress.check_login(row["login"], password)
+        except WordPressUnavailable:
+            return _error(503, "FIRM_WORDPRESS_UNAVAILABLE", "WordPress could not check the login")
+        if not check.valid or not check.active or check.wp_id != row["wp_id"]:
+            log.info("Password login refused for person %s", row["wp_id"])
+            return _error(403, "M_FORBIDDEN", "invalid username or password")
+        user_id = f"@{row['localpart']}:{self.domain}"
+        log.info("Password login accepted for person %s (%s)", row["wp_id"], user_id)
+        return web.json_response({"user_id": user_id})
+
+
+class ModuleClient:
+    """Calls the homeserver module's own endpoint (login tokens for the portal widget)."""
+
+    def __init__(self, homeserver_url: str, secret: str) -> None:
+        self.url = homeserver_url.rstrip("/") + MINT_PATH
+        self._secret = secret
+        self._session = ClientSession(timeout=ClientTimeout(total=10))
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    async def mint_login_token(self, user_id: str) -> dict | None:
+        """A single-use, short-lived m.login.token for this person; None if the module refuses."""
+        try:
+            async with self._session.post(
+                self.url,
+                json={"user_id": user_id},
+                headers={"Authorization": f"Bearer {self._secret}"},
+            ) as resp:
+                if resp.status == 200:
+                    return await resp.json()
+                log.warning("The homeserver module refused a login token: HTTP %d", resp.status)
+                return None
+        except (ClientError, TimeoutError) as e:
+            log.warning("The homeserver module is unreachable: %s", type(e).__name__)
+            raise ConnectionError("homeserver module unreachable") from None

@@ -1,0 +1,362 @@
+"""FirmPolicyModule: spam-checker, third-party-rules, password and account-validity callbacks."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from typing import Any, Literal
+
+import attrs
+from synapse.api.errors import Codes, HttpResponseException, SynapseError
+from synapse.http.server import DirectServeJsonResource
+from synapse.http.servlet import parse_json_object_from_request
+from synapse.module_api import NOT_SPAM, ModuleApi
+from synapse.module_api.errors import ConfigError
+
+from ..firm_view import FirmView
+from ..policy import ROOM_ENCRYPTION, Decision, Policy
+
+log = logging.getLogger("bridge.synapse_module")
+
+# createRoom's creation_content marks a front-desk room: {"org.firm.purpose": "scheduling"}.
+PURPOSE_KEY = "org.firm.purpose"
+SCHEDULING = "scheduling"
+MINT_PATH = "/_synapse/client/firm/login_token"
+LOGIN_TOKEN_MS = 2 * 60 * 1000
+# State in a managed room that only the bridge may send.
+MANAGED_ONLY = frozenset(
+    {
+        "m.room.power_levels",
+        "m.room.encryption",
+        "m.room.join_rules",
+        "m.room.history_visibility",
+        "m.room.guest_access",
+        "m.room.name",
+        "m.room.topic",
+        "m.room.avatar",
+        "m.room.canonical_alias",
+        "m.room.server_acl",
+        "m.room.tombstone",
+        "m.room.pinned_events",
+    }
+)
+
+SpamResult = Literal["NOT_SPAM"] | Codes | tuple[Codes, dict]
+
+
+@attrs.define(frozen=True)
+class ModuleConfig:
+    bridge_url: str
+    shared_secret: str
+    refresh_interval: float = 1.0
+    max_staleness: float = 5.0
+    request_timeout: float = 5.0
+
+
+def _refuse(reason: str) -> tuple[Codes, dict]:
+    return Codes.FORBIDDEN, {"error": f"Refused by the firm's policy: {reason}"}
+
+
+class FirmPolicyModule:
+    def __init__(self, config: ModuleConfig, api: ModuleApi) -> None:
+        self.config = config
+        self.api = api
+        self._url = config.bridge_url.rstrip("/") + "/_firm/internal/v1"
+        self._auth = {b"Authorization": [f"Bearer {config.shared_secret}".encode()]}
+        self.view: FirmView | None = None
+        self._etag: str | None = None
+        self.policy: Policy | None = None
+        self._fetched_at = 0.0  # monotonic time of the last successful read
+        self._stale_logged = False
+
+        api.register_spam_checker_callbacks(
+            user_may_create_room=self.user_may_create_room,
+            user_may_invite=self.user_may_invite,
+            user_may_join_room=self.user_may_join_room,
+            user_may_publish_room=self.user_may_publish_room,
+            check_username_for_spam=self.check_username_for_spam,
+        )
+        api.register_third_party_rules_callbacks(
+            check_event_allowed=self.check_event_allowed,
+            on_create_room=self.on_create_room,
+            check_visibility_can_be_modified=self.check_visibility_can_be_modified,
+        )
+        api.register_password_auth_provider_callbacks(
+            auth_checkers={("m.login.password", ("password",)): self.check_password},
+        )
+        api.register_account_validity_callbacks(is_user_expired=self.is_user_expired)
+        api.register_web_resource(MINT_PATH, _MintResource(self))
+        api.looping_background_call(self.refresh, config.refresh_interval * 1000)
+
+    @staticmethod
+    def parse_config(config: dict[str, Any]) -> ModuleConfig:
+        url = config.get("bridge_url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ConfigError("bridge_url must be the bridge's http(s) address")
+        secret = config.get("shared_secret")
+        if not isinstance(secret, str) or len(secret) < 32:
+            raise ConfigError("shared_secret must be the bridge's module secret (32+ characters)")
+        numbers = {}
+        for key in ("refresh_interval", "max_staleness", "request_timeout"):
+            if key in config:
+                value = config[key]
+                if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+                    raise ConfigError(f"{key} must be a positive number of seconds")
+                numbers[key] = float(value)
+        return ModuleConfig(bridge_url=url, shared_secret=secret, **numbers)
+
+    # --- the firm's state --------------------------------------------------------------------
+
+    async def refresh(self) -> bool:
+        """Read the firm's state from the bridge; False if it could not be read."""
+        headers = dict(self._auth)
+        if self._etag is not None:
+            headers[b"If-None-Match"] = [self._etag.encode()]
+        try:
+            data = await self.api.http_client.get_json(self._url + "/snapshot", headers=headers)
+        except HttpResponseException as e:
+            if e.code == 304:
+                self._fetched_at = time.monotonic()
+                return True
+            log.warning("Bridge refused the state read: HTTP %d", e.code)
+            return False
+        except Exception as e:
+            log.warning("Bridge unreachable for the state read: %s", type(e).__name__)
+            return False
+        try:
+            view = FirmView.from_snapshot(data)
+            policy = Policy.from_data(data["policy"], "policy from the bridge")
+        except Exception:
+            log.exception("The bridge sent state the module cannot read")
+            return False
+        if self.view is None or view.generation != self.view.generation:
+            log.info("Firm state generation %d (%d people)", view.generation, len(view.people))
+        self.view, self.policy, self._etag = view, policy, str(data.get("etag") or "")
+        self._fetched_at = time.monotonic()
+        if self._stale_logged:
+            log.info("Firm state readable again; firm actions allowed by the policy")
+            self._stale_logged = False
+        return True
+
+    def _current(self) -> tuple[FirmView, Policy] | None:
+        fresh = time.monotonic() - self._fetched_at <= self.config.max_staleness
+        if self.view is None or self.policy is None or not fresh:
+            if not self._stale_logged:
+                log.error("Firm state unavailable or stale: refusing firm actions (fail closed)")
+                self._stale_logged = True
+            return None
+        return self.view, self.policy
+
+    async def _decide(self, question: Any) -> SpamResult:
+        """Evaluate; a refusal on state older than a moment is re-checked on fresh state, so a
+        change the bridge just made (an assignment, a new room) is never refused for lag."""
+        current = self._current()
+        if current is None:
+            return _refuse("the firm's state cannot be read right now")
+        decision: Decision = question(*current)
+        if not decision and time.monotonic() - self._fetched_at > 0.2 and await self.refresh():
+            current = self._current()
+            if current is None:
+                return _refuse("the firm's state cannot be read right now")
+            decision = question(*current)
+        return NOT_SPAM if decision else _refuse(decision.reason)
+
+    def _is_bridge(self, user_id: str) -> bool:
+        return self.view is not None and user_id == self.view.bridge_user
+
+    async def _room(self, room_id: str) -> tuple[bool, bool, list[str]]:
+        """(managed by the bridge, marked for scheduling, members joined or invited)."""
+        state = await self.api.get_room_state(
+            room_id, [("m.room.create", ""), ("m.room.member", None)]
+        )
+        create = state.get(("m.room.create", ""))
+        managed = create is not None and self._is_bridge(create.sender)
+        scheduling = create is not None and create.content.get(PURPOSE_KEY) == SCHEDULING
+        members = [
+            key[1]
+            for key, ev in state.items()
+            if key[0] == "m.room.member" and ev.membership in ("join", "invite")
+        ]
+        return managed, scheduling, members
+
+    # --- spam checker ------------------------------------------------------------------------
+
+    async def user_may_create_room(self, user_id: str, content: dict) -> SpamResult:
+        if self._is_bridge(user_id):
+            return NOT_SPAM
+        if content.get("visibility") == "public" or content.get("preset") == "public_chat":
+            return _refuse("rooms are never public")
+        if content.get("invite_3pid"):
+            return _refuse("invitations go to the firm's people only")
+        invites = content.get("invite") or []
+        if not isinstance(invites, list) or not all(isinstance(u, str) for u in invites):
+            return _refuse("bad invite list")
+        creation = content.get("creation_content") or {}
+        scheduling = isinstance(creation, dict) and creation.get(PURPOSE_KEY) == SCHEDULING
+        return await self._decide(
+            lambda view, policy: policy.may_form_room(view, [user_id, *invites], scheduling)
+        )
+
+    async def user_may_invite(self, inviter: str, invitee: str, room_id: str) -> SpamResult:
+        if self._is_bridge(inviter):
+            return NOT_SPAM
+        managed, scheduling, members = await self._room(room_id)
+        if managed:
+            return _refuse("only the firm adds people to matter rooms")
+        people = [inviter, *members, invitee]
+        return await self._decide(
+            lambda view, policy: policy.may_form_room(view, people, scheduling)
+        )
+
+    async def user_may_join_room(self, user_id: str, room_id: str, is_invited: bool) -> SpamResult:
+        if self._is_bridge(user_id):
+            return NOT_SPAM
+        managed, scheduling, members = await self._room(room_id)
+        if managed:
+            return await self._decide(
+                lambda view, policy: policy.may_join_matter_room(view, user_id, room_id)
+            )
+        if not is_invited:
+            return _refuse("rooms outside matters are joined by invitation only")
+        others = [m for m in members if m != user_id]
+        return await self._decide(
+            lambda view, policy: policy.may_form_room(view, [user_id, *others], scheduling)
+        )
+
+    async def user_may_publish_room(self, user_id: str, room_id: str) -> SpamResult:
+        return _refuse("firm rooms are never published in the room directory")
+
+    async def check_username_for_spam(self, profile: Any, requester_id: str) -> bool:
+        """True hides the user from the requester's user directory searches."""
+        current = self._current()
+        if current is None:
+            return True
+        view, policy = current
+        target = profile["user_id"]
+        if self._is_bridge(target):
+            return True
+        return not (
+            policy.may_converse(view, requester_id, target)
+            or policy.may_converse(view, requester_id, target, scheduling=True)
+        )
+
+    # --- third-party rules -------------------------------------------------------------------
+
+    async def on_create_room(self, requester: Any, content: dict, is_admin: bool) -> None:
+        if self._is_bridge(requester.user.to_string()):
+            return
+        if content.get("visibility") == "public" or content.get("preset") == "public_chat":
+            raise SynapseError(
+                403, "Refused by the firm's policy: rooms are never public", Codes.FORBIDDEN
+            )
+        # Every room people make is end-to-end encrypted, invite-only and closed to guests.
+        forced = {
+            "m.room.encryption": dict(ROOM_ENCRYPTION),
+            "m.room.join_rules": {"join_rule": "invite"},
+            "m.room.guest_access": {"guest_access": "forbidden"},
+        }
+        initial = [
+            ev
+            for ev in content.get("initial_state") or []
+            if not (isinstance(ev, dict) and ev.get("type") in forced)
+        ]
+        initial += [{"type": t, "state_key": "", "content": c} for t, c in forced.items()]
+        content["initial_state"] = initial
+        content["preset"] = (
+            "private_chat"
+            if content.get("preset") != "trusted_private_chat"
+            else "trusted_private_chat"
+        )
+        content["visibility"] = "private"
+
+    async def check_visibility_can_be_modified(
+        self, room_id: str, state: Any, new_visibility: str
+    ) -> bool:
+        return new_visibility != "public"
+
+    async def check_event_allowed(self, event: Any, state: Any) -> tuple[bool, dict | None]:
+        etype, sender = event.type, event.sender
+        content = event.content
+        if etype == "m.room.encryption":
+            # In every firm room encryption stays Megolm: never removed, never weakened.
+            return content.get("algorithm") == ROOM_ENCRYPTION["algorithm"], None
+        if etype == "m.room.join_rules" and content.get("join_rule") not in ("invite", "private"):
+            return False, None
+        if etype == "m.room.guest_access" and content.get("guest_access") != "forbidden":
+            return False, None
+        if (
+            etype == "m.room.history_visibility"
+            and content.get("history_visibility") == "world_readable"
+        ):
+            return False, None
+        create = state.get(("m.room.create", ""))
+        if create is None or not self._is_bridge(create.sender) or self._is_bridge(sender):
+            return True, None
+        if not event.is_state():
+            return True, None
+        # A managed room: people may change only their own membership (leaving; joining is
+        # checked by user_may_join_room); everything else is the bridge's.
+        if etype == "m.room.member" and event.state_key == sender:
+            return content.get("membership") in ("join", "leave"), None
+        return False, None
+
+    # --- login and sessions ------------------------------------------------------------------
+
+    async def check_password(self, username: str, login_type: str, login_dict: Any) -> Any:
+        password = login_dict.get("password")
+        if not isinstance(password, str) or not password:
+            return None
+        try:
+            data = await self.api.http_client.post_json_get_json(
+                self._url + "/login", {"login": username, "password": password}, headers=self._auth
+            )
+        except HttpResponseException as e:
+            if e.code == 503:
+                log.error("Login refused: WordPress could not check it (fail closed)")
+            return None
+        except Exception as e:
+            log.error("Login refused: bridge unreachable (%s)", type(e).__name__)
+            return None
+        user_id = data.get("user_id") if isinstance(data, dict) else None
+        return (user_id, None) if isinstance(user_id, str) else None
+
+    async def is_user_expired(self, user_id: str) -> bool | None:
+        # The last state read counts here even when stale: a bridge restart must not log the
+        # whole firm out. Departures also delete every device of the person.
+        if self.view is None:
+            return None
+        person = self.view.people.get(user_id)
+        if person is None:
+            return None
+        return not person.active
+
+    async def mint_login_token(self, user_id: str) -> dict:
+        current = self._current()
+        if current is None:
+            raise SynapseError(503, "Firm state unavailable", Codes.UNKNOWN)
+        person = current[0].people.get(user_id)
+        if person is None or not person.active:
+            raise SynapseError(403, "Not an active person of the firm", Codes.FORBIDDEN)
+        token = await self.api.create_login_token(user_id, duration_in_ms=LOGIN_TOKEN_MS)
+        log.info("Minted a portal login token for %s", user_id)
+        return {"login_token": token, "expires_in_ms": LOGIN_TOKEN_MS}
+
+
+class _MintResource(DirectServeJsonResource):
+    """POST {"user_id"} with the module secret: a single-use m.login.token for the portal."""
+
+    def __init__(self, module: FirmPolicyModule) -> None:
+        super().__init__()
+        self.module = module
+
+    async def _async_render_POST(self, request: Any) -> tuple[int, dict]:
+        header = (request.requestHeaders.getRawHeaders(b"Authorization") or [b""])[0]
+        expected = f"Bearer {self.module.config.shared_secret}".encode()
+        if not hmac.compare_digest(header, expected):
+            raise SynapseError(401, "Module secret missing or wrong", Codes.UNAUTHORIZED)
+        body = parse_json_object_from_request(request)
+        user_id = body.get("user_id")
+        if not isinstance(user_id, str):
+            raise SynapseError(400, "user_id is required", Codes.BAD_JSON)
+        return 200, await self.module.mint_login_token(user_id)

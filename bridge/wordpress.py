@@ -1,0 +1,65 @@
+"""Server-to-server calls from the bridge to the WordPress plugin."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from urllib.parse import urlsplit
+
+import attrs
+from aiohttp import ClientError, ClientSession, ClientTimeout
+
+from .provisioning.signing import signed_headers
+
+log = logging.getLogger("bridge.wordpress")
+
+
+class WordPressUnavailable(Exception):
+    """WordPress could not answer; a login must be refused (fail closed), not allowed."""
+
+
+@attrs.define(frozen=True)
+class LoginCheck:
+    valid: bool
+    active: bool = False
+    wp_id: int | None = None
+
+
+class WordPress:
+    def __init__(self, login_check_url: str, secret: str, timeout: float = 10) -> None:
+        self.url = login_check_url
+        parts = urlsplit(login_check_url)
+        # The plugin verifies the signature over the path (and query) it received.
+        self._path = parts.path + (f"?{parts.query}" if parts.query else "")
+        self._secret = secret
+        self._session = ClientSession(timeout=ClientTimeout(total=timeout))
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    async def check_login(self, login: str, password: str) -> LoginCheck:
+        """Ask WordPress whether this login and password are right; never stores either."""
+        body = json.dumps({"login": login, "password": password}).encode()
+        headers = signed_headers(
+            self._secret, "POST", self._path, body, uuid.uuid4().hex, int(time.time())
+        )
+        headers["Content-Type"] = "application/json"
+        try:
+            async with self._session.post(self.url, data=body, headers=headers) as resp:
+                if resp.status != 200:
+                    log.warning("WordPress login check answered HTTP %d", resp.status)
+                    raise WordPressUnavailable(f"HTTP {resp.status}")
+                data = await resp.json(content_type=None)
+        except (ClientError, TimeoutError, ValueError) as e:
+            log.warning("WordPress login check failed: %s", type(e).__name__)
+            raise WordPressUnavailable(type(e).__name__) from None
+        if not isinstance(data, dict) or not data.get("valid"):
+            return LoginCheck(valid=False)
+        wp_id = data.get("wp_id")
+        return LoginCheck(
+            valid=True,
+            active=data.get("active") is True,
+            wp_id=wp_id if isinstance(wp_id, int) else None,
+        )
