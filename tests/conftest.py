@@ -138,8 +138,15 @@ def homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Homeserver]
     reg_path = work / "registration.yaml"
     config = parse(bridge_config_data(port, "http://127.0.0.1:1", "sqlite:unused"), work / "c.yaml")
     reg.write(config, reg_path)
+    hs_port = free_port()
+    while hs_port == port:  # both are picked before either listens
+        hs_port = free_port()
     server = SynapseServer(
-        work, server_name=DOMAIN, registration_paths=[reg_path], extra_config=module_config(port)
+        work,
+        server_name=DOMAIN,
+        registration_paths=[reg_path],
+        port=hs_port,
+        extra_config=module_config(port),
     )
     server.start()
     try:

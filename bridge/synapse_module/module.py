@@ -24,6 +24,8 @@ PURPOSE_KEY = "org.firm.purpose"
 SCHEDULING = "scheduling"
 MINT_PATH = "/_synapse/client/firm/login_token"
 LOGIN_TOKEN_MS = 2 * 60 * 1000
+# A refusal on state read longer ago than this is re-checked on fresh state (a 304 if unchanged).
+RECHECK_AFTER = 0.02
 # State in a managed room that only the bridge may send.
 MANAGED_ONLY = frozenset(
     {
@@ -149,13 +151,17 @@ class FirmPolicyModule:
         return self.view, self.policy
 
     async def _decide(self, question: Any) -> SpamResult:
-        """Evaluate; a refusal on state older than a moment is re-checked on fresh state, so a
-        change the bridge just made (an assignment, a new room) is never refused for lag."""
+        """Evaluate; a refusal is re-checked on fresh state, so a change the bridge just made (an
+        assignment, a new room) is not refused for lag."""
         current = self._current()
         if current is None:
             return _refuse("the firm's state cannot be read right now")
         decision: Decision = question(*current)
-        if not decision and time.monotonic() - self._fetched_at > 0.2 and await self.refresh():
+        if (
+            not decision
+            and time.monotonic() - self._fetched_at > RECHECK_AFTER
+            and await self.refresh()
+        ):
             current = self._current()
             if current is None:
                 return _refuse("the firm's state cannot be read right now")
