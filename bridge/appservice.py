@@ -17,22 +17,13 @@ from mautrix.util.async_db import Database
 
 from . import metrics
 from .db import store, transaction
+from .policy import MANAGED_STATE
 from .reconciler import MATTER, Reconciler
 
 log = logging.getLogger("bridge.appservice")
 
 # State whose change by anyone but the bridge is drift to repair.
-WATCHED_STATE = {
-    "m.room.member",
-    "m.room.power_levels",
-    "m.room.encryption",
-    "m.room.join_rules",
-    "m.room.history_visibility",
-    "m.room.guest_access",
-    "m.room.name",
-    "m.room.topic",
-    "m.room.canonical_alias",
-}
+WATCHED_STATE = frozenset({"m.room.member", *MANAGED_STATE})
 
 
 class EventSink(Protocol):

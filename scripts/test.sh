@@ -4,13 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PY=${PYTHON:-python3.11}
-command -v "$PY" >/dev/null || PY=python3
-if [ ! -x .venv/bin/python ]; then
-  "$PY" -m venv .venv
-fi
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[test]'
+. scripts/venv.sh test
 
 # The suite runs against a real PostgreSQL on 127.0.0.1:5432 (trust auth).
 if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
@@ -20,6 +14,39 @@ if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
   fi
   pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n 1)" main start
   for _ in $(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done
+fi
+
+# The media gateway tests check stripped photos with the real exiftool and run the real nginx
+# with config/nginx-media-gateway.conf (started by the test itself on a loopback port).
+if ! command -v exiftool >/dev/null || ! { command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; }; then
+  apt-get update -q && apt-get install -y -q libimage-exiftool-perl nginx
+fi
+
+# The WordPress plugin tests (tests/wp) install Debian's WordPress into a temporary folder, serve
+# it with PHP's built-in server on a throwaway MariaDB database (127.0.0.1:3306, root without a
+# password) and run the plugin's PHPUnit suite.
+if ! command -v php >/dev/null || ! command -v phpunit >/dev/null \
+  || [ ! -f /usr/share/wordpress/wp-settings.php ] \
+  || [ ! -d /usr/share/wordpress/wp-content/themes/twentytwentythree ] \
+  || ! php -r 'exit(extension_loaded("mysqli") && extension_loaded("curl") && extension_loaded("mbstring") ? 0 : 1);' \
+  || ! command -v mariadb-admin >/dev/null; then
+  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    wordpress wordpress-theme-twentytwentythree php-cli php-mysql php-curl php-xml php-mbstring \
+    phpunit mariadb-client
+fi
+if ! mariadb-admin --protocol=tcp -h 127.0.0.1 -u root ping >/dev/null 2>&1; then
+  echo "MariaDB is down; starting it"
+  if [ ! -x /usr/sbin/mariadbd ]; then
+    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q mariadb-server
+    NEW_MARIADB=1
+  fi
+  mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+  for _ in $(seq 1 30); do mariadb-admin -u root ping >/dev/null 2>&1 && break; sleep 1; done
+  if [ "${NEW_MARIADB:-0}" = 1 ]; then
+    # A fresh Debian MariaDB lets root in by socket only; the tests connect over TCP.
+    mariadb -u root -e "ALTER USER root@localhost IDENTIFIED VIA unix_socket OR mysql_native_password USING PASSWORD(''); CREATE USER IF NOT EXISTS root@'127.0.0.1' IDENTIFIED BY ''; GRANT ALL ON *.* TO root@'127.0.0.1' WITH GRANT OPTION;"
+  fi
 fi
 
 .venv/bin/ruff check bridge tests bench

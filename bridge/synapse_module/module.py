@@ -15,6 +15,7 @@ from synapse.module_api import NOT_SPAM, ModuleApi
 from synapse.module_api.errors import ConfigError
 
 from ..firm_view import FirmView
+from ..module_link import MINT_PATH
 from ..policy import ROOM_ENCRYPTION, Decision, Policy
 
 log = logging.getLogger("bridge.synapse_module")
@@ -22,27 +23,9 @@ log = logging.getLogger("bridge.synapse_module")
 # createRoom's creation_content marks a front-desk room: {"org.firm.purpose": "scheduling"}.
 PURPOSE_KEY = "org.firm.purpose"
 SCHEDULING = "scheduling"
-MINT_PATH = "/_synapse/client/firm/login_token"
 LOGIN_TOKEN_MS = 2 * 60 * 1000
 # A refusal on state read longer ago than this is re-checked on fresh state (a 304 if unchanged).
 RECHECK_AFTER = 0.02
-# State in a managed room that only the bridge may send.
-MANAGED_ONLY = frozenset(
-    {
-        "m.room.power_levels",
-        "m.room.encryption",
-        "m.room.join_rules",
-        "m.room.history_visibility",
-        "m.room.guest_access",
-        "m.room.name",
-        "m.room.topic",
-        "m.room.avatar",
-        "m.room.canonical_alias",
-        "m.room.server_acl",
-        "m.room.tombstone",
-        "m.room.pinned_events",
-    }
-)
 
 SpamResult = Literal["NOT_SPAM"] | Codes | tuple[Codes, dict]
 
