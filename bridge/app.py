@@ -14,9 +14,13 @@ from prometheus_client import start_http_server
 
 from . import registration as reg
 from .appservice import AppServiceHandler
+from .audit.api import AuditAPI
+from .audit.service import AuditService
 from .config import Config, ConfigError
 from .db import open_database
 from .matrix import Homeserver, is_transient
+from .media.gateway import MediaGateway
+from .media.index import MediaIndex
 from .module_link import ModuleClient, ModuleRoutes
 from .policy import CurrentPolicy, Policy, PolicyError
 from .provisioning.api import ProvisioningAPI
@@ -119,6 +123,25 @@ class Bridge:
             self.module_client,
             config["homeserver.public_address"] or config["homeserver.address"],
         )
+        # The audit trail sees every event of a transaction, inside its DB transaction.
+        self.audit = AuditService(
+            config, self.db, registration.as_token, self.bot_mxid, self.domain
+        )
+        self.appservice.sinks.append(self.audit.sink)
+        self.audit_api = AuditAPI(
+            self.audit,
+            self.db,
+            secret=config["provisioning.shared_secret"],
+            max_skew=config["provisioning.max_clock_skew"],
+        )
+        # The media index records where files are posted (always, so the gateway can be turned
+        # on later); the gateway has its own listener (media.hostname:port).
+        self.appservice.sinks.append(MediaIndex())
+        self.media = (
+            MediaGateway(config, self.db, registration.as_token, self.bot_mxid)
+            if config["media.enabled"]
+            else None
+        )
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task] = []
 
@@ -129,12 +152,16 @@ class Bridge:
         app.add_routes(self.policy_routes.routes())
         app.add_routes(self.session_routes.routes())
         app.add_routes(self.module_routes.routes())
+        app.add_routes(self.audit_api.routes())
         return app
 
     async def start(self) -> None:
         log.info("Starting bridge for %s as %s", self.domain, self.bot_mxid)
         await self.db.start()  # runs pending migrations
         self.policy.value = await load_stored_policy(self.db, self.policy.value)
+        await self.audit.start()
+        if self.media is not None:
+            await self.media.start()
         self._runner = web.AppRunner(self.make_app(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(
@@ -196,6 +223,9 @@ class Bridge:
         await self.reconciler.stop()
         if self._runner:
             await self._runner.cleanup()
+        if self.media is not None:
+            await self.media.stop()
+        await self.audit.stop()
         await self.hs.close()
         await self.module_client.close()
         if self.wordpress is not None:

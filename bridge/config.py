@@ -15,6 +15,9 @@ import attrs
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from .media.settings import check_allowed_types, check_size
+from .media.sniff import DEFAULT_ALLOWED
+
 
 class ConfigError(Exception):
     """A key is missing or invalid; the message names it."""
@@ -100,6 +103,14 @@ def _optional_str(v: Any) -> str | None:
     return None if v is None or isinstance(v, str) else "must be a string or null"
 
 
+def _optional_days(v: Any) -> str | None:
+    # Retention periods (bridge/audit): days, fractions allowed; null keeps forever.
+    if v is None:
+        return None
+    ok = isinstance(v, int | float) and not isinstance(v, bool) and 0 < v <= 365250
+    return None if ok else "must be a positive number of days (at most 365250) or null"
+
+
 _Check = Callable[[Any], "str | None"]
 _REQUIRED = object()
 
@@ -132,6 +143,28 @@ SCHEMA: list[tuple[str, _Check, Any]] = [
     ("metrics.port", _port, 9100),
     ("logging.level", _level, "INFO"),
     ("logging.file", _optional_str, None),
+    # Audit trail and retention (bridge/audit).
+    ("homeserver.admin_token", _optional_str, None),
+    ("audit.signing_key", _str, "audit-signing.key"),
+    ("audit.whois_cache", _positive, 300),
+    ("audit.whois_wait", _positive, 10),
+    ("audit.gap_fill_max_events", _positive_int, 10000),
+    ("retention.enabled", _bool, False),
+    ("retention.interval", _positive, 86400),
+    ("retention.open_days", _optional_days, None),
+    ("retention.closed_days", _optional_days, None),
+    ("retention.media_days", _optional_days, None),
+    ("retention.media_window", _positive, 300),
+    # Media gateway (bridge/media).
+    ("media.enabled", _bool, False),
+    ("media.hostname", _str, "127.0.0.1"),
+    ("media.port", _port, 29321),
+    ("media.allowed_types", check_allowed_types, list(DEFAULT_ALLOWED)),
+    ("media.max_size", check_size, "50M"),
+    ("media.keep_icc_profile", _bool, True),
+    ("media.max_image_pixels", _positive_int, 50_000_000),
+    ("media.spool_dir", _optional_str, None),
+    ("media.proxy_client_api", _bool, False),
 ]
 
 

@@ -93,8 +93,26 @@ def _refs(person: dict[str, Any]) -> set[int]:
     return refs
 
 
+def _pick_media_port(config_path: Path, given: int | None) -> int:
+    """The gateway's port: kept in the data folder's config; else the option, 8009 or any."""
+    stored = None
+    if config_path.exists():
+        stored = (YAML(typ="safe").load(config_path.read_text()) or {}).get("media", {}).get("port")
+    if stored is not None or given is not None or _port_free(8009):
+        return _pick_port("media gateway", "--port-media", given, stored, 8009)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 class Demo:
-    def __init__(self, data: Path, port_hs: int | None, port_bridge: int | None) -> None:
+    def __init__(
+        self,
+        data: Path,
+        port_hs: int | None,
+        port_bridge: int | None,
+        port_media: int | None = None,
+    ) -> None:
         self.data = data
         self.reg_path = data / "registration.yaml"
         firm_path = CONFIG_DIR / "demo-firm.yaml"
@@ -111,6 +129,10 @@ class Demo:
         self.hs_port = _pick_port("homeserver", "--port-hs", port_hs, stored_hs, 8008)
         self.bridge_port = _pick_port("bridge", "--port-bridge", port_bridge, stored_bridge, 29320)
         self.hs_url = f"http://127.0.0.1:{self.hs_port}"
+        # Clients use the media gateway's address: it checks and cleans media and passes every
+        # other request to Synapse (media.proxy_client_api), standing in for nginx.
+        self.media_port = _pick_media_port(data / "config.yaml", port_media)
+        self.media_url = f"http://127.0.0.1:{self.media_port}"
         self.config = self._write_config()
         if not self.reg_path.exists():
             reg.write(self.config, self.reg_path)
@@ -140,6 +162,7 @@ class Demo:
             "policy": {"file": str(CONFIG_DIR / "policy.yaml")},
             "reconciler": {"poll_interval": 1, "backoff_initial": 0.5, "backoff_max": 30},
             "logging": {"level": "INFO", "file": str(self.data / "bridge.log")},
+            "media": {"enabled": True, "port": self.media_port, "proxy_client_api": True},
         }
         path = self.data / "config.yaml"
         _write_private(path, "")
@@ -270,6 +293,15 @@ class Demo:
                     )
         return stored
 
+    async def check_gateway(self, http: aiohttp.ClientSession) -> None:
+        """The clients' address answers: the API passes through, media asks for a token."""
+        async with http.get(f"{self.media_url}/_matrix/client/versions") as r:
+            passes = r.status == 200
+        async with http.get(f"{self.media_url}/_matrix/client/v1/media/download/{DOMAIN}/x") as r:
+            guarded = r.status == 401
+        if not (passes and guarded):
+            raise DemoError(f"the media gateway on {self.media_url} misbehaves; see bridge.log")
+
     async def check_login(self, http: aiohttp.ClientSession, user_id: str, password: str) -> None:
         status, body = await self.login(http, user_id, password)
         if status != 200 or body.get("user_id") != user_id:
@@ -285,6 +317,7 @@ class Demo:
             f"Demo firm: {self.firm.get('firm', 'demo firm')}, bridged to a real Synapse.",
             "",
             f"Homeserver   {self.hs_url}  (server name {DOMAIN})",
+            f"Clients      {self.media_url}  (media gateway: checks and cleans media, passes the rest)",
             f"Data folder  {self.data}  (logs: bridge.log, synapse/homeserver.log)",
             f"Admin        {admin}  password "
             + (
@@ -309,7 +342,7 @@ class Demo:
         lines += [
             "",
             "Log in with any Matrix client, e.g. Element: choose 'Sign in', edit the homeserver,",
-            f"enter {self.hs_url}, then user {first} with the password above.",
+            f"enter {self.media_url}, then user {first} with the password above.",
         ]
         return "\n".join(lines)
 
@@ -317,7 +350,7 @@ class Demo:
 async def run(args: argparse.Namespace) -> int:
     data: Path = args.data.resolve()
     data.mkdir(mode=0o700, parents=True, exist_ok=True)
-    demo = Demo(data, args.port_hs, args.port_bridge)
+    demo = Demo(data, args.port_hs, args.port_bridge, args.port_media)
     setup_logging(demo.config)
     for handler in logging.getLogger().handlers:  # the full log goes to bridge.log
         if type(handler) is logging.StreamHandler:
@@ -357,6 +390,7 @@ async def run(args: argparse.Namespace) -> int:
             people, matters = await demo.provision(api)
             passwords = await demo.set_passwords(http, admin_token, people)
             await demo.check_login(http, people[0]["user_id"], passwords[people[0]["user_id"]])
+            await demo.check_gateway(http)
             await demo.logout(http, admin_token)
         print(demo.summary(people, matters, passwords), flush=True)
         if args.check:
@@ -382,6 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=Path("demo-data"), help="data folder")
     parser.add_argument("--port-hs", type=int, help="homeserver port (default 8008)")
     parser.add_argument("--port-bridge", type=int, help="bridge port (default 29320)")
+    parser.add_argument("--port-media", type=int, help="media gateway port (default 8009)")
     parser.add_argument(
         "--check", action="store_true", help="set up, verify, print the summary and exit"
     )

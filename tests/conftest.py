@@ -273,3 +273,16 @@ async def firm(homeserver: Homeserver, db_uri: str, tmp_path: Path) -> AsyncIter
     finally:
         await client.close()
         await bridge.stop()
+
+
+@pytest.fixture(scope="session")
+async def wp_site(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Any]:
+    """A real WordPress (Debian's files, PHP's built-in server, a throwaway MariaDB database) with
+    the wp_plugin_shim plugin active; its login check is at
+    `wp_site.url + "/wp-json/firm-bridge/v1/login-check"` and `wp_site.create_user(...)` makes
+    people. See tests/wp/wp_harness.py."""
+    from wp.wp_harness import running_wordpress
+
+    async with running_wordpress(tmp_path_factory.mktemp("wordpress")) as site:
+        await site.configure("http://127.0.0.1:1", SECRET, "http://127.0.0.1:1")
+        yield site

@@ -9,5 +9,6 @@
 - `query`: queries by matter, person and date range, CSV/JSON export; every read is audited
 - `retention`: the schedule policy (pure); `enforce`: the dry-run report and the purge
 - `headsign`: Ed25519 signing of the exported chain head
+- `service`: the component bridge/app.py wires in (tasks, verify, export, queries, retention)
 - `api`: signed HTTP routes for the WordPress plugin; `cli`: `python -m bridge.audit`
 """

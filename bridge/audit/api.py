@@ -19,12 +19,12 @@ from ..db import store as firm_store
 from ..db import transaction
 from ..provisioning.api import MAX_BODY, PREFIX, ApiError
 from ..provisioning.signing import SignatureError, verify
-from .query import BadQuery, exported, parse_query, parse_time, to_csv
+from .query import AuditQuery, BadQuery, exported, parse_query, parse_time, to_csv
 from .records import now_ms
 from .service import AuditService
 
 log = logging.getLogger("bridge.audit.api")
-Handler = Callable[[web.Request, dict[str, str], str], Awaitable[web.StreamResponse]]
+Handler = Callable[[Any, str], Awaitable[web.StreamResponse]]
 
 
 class AuditAPI:
@@ -39,13 +39,15 @@ class AuditAPI:
     def routes(self) -> list[web.RouteDef]:
         base = PREFIX + "/audit"
         return [
-            web.get(base + "/records", self._wrap(self.records)),
-            web.get(base + "/verify", self._wrap(self.verify)),
-            web.get(base + "/head", self._wrap(self.head)),
-            web.get(base + "/retention", self._wrap(self.retention)),
+            web.get(base + "/records", self._wrap(self.parse_records, self.records)),
+            web.get(base + "/verify", self._wrap(_no_params, self.verify)),
+            web.get(base + "/head", self._wrap(_no_params, self.head)),
+            web.get(base + "/retention", self._wrap(self.parse_retention, self.retention)),
         ]
 
-    def _wrap(self, handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    def _wrap(
+        self, parse: Callable[[dict[str, str]], Any], run: Handler
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def wrapped(request: web.Request) -> web.StreamResponse:
             try:
                 body = await request.read()
@@ -68,8 +70,11 @@ class AuditAPI:
                     if key in params:
                         raise ApiError(400, "FIRM_BAD_FIELD", "is given twice", key)
                     params[key] = value
-                actor = await self._claim_and_check(request_id, params.pop("actor", None))
-                response = await handler(request, params, actor)
+                actor_raw = params.pop("actor", None)
+                # Everything is checked before anything is written (the request id included).
+                parsed = parse(params)
+                actor = await self._claim_and_check(request_id, actor_raw)
+                response = await run(parsed, actor)
             except BadQuery as e:
                 response = ApiError(400, "FIRM_BAD_FIELD", e.message, e.field).response()
             except ApiError as e:
@@ -114,13 +119,15 @@ class AuditAPI:
             )
         return f"wp:{actor_raw}"
 
-    async def records(
-        self, request: web.Request, params: dict[str, str], actor: str
-    ) -> web.StreamResponse:
+    @staticmethod
+    def parse_records(params: dict[str, str]) -> tuple[AuditQuery, str]:
         fmt = params.pop("format", "json")
         if fmt not in ("json", "csv"):
             raise BadQuery("format", "must be json or csv")
-        q = parse_query(params)
+        return parse_query(params), fmt
+
+    async def records(self, parsed: tuple[AuditQuery, str], actor: str) -> web.StreamResponse:
+        q, fmt = parsed
         records = await self.service.query(q, actor, "api", fmt)
         next_after = records[-1]["seq"] if len(records) == q.limit else None
         if fmt == "csv":
@@ -132,27 +139,24 @@ class AuditAPI:
             {"records": [exported(r) for r in records], "next_after": next_after}
         )
 
-    async def verify(
-        self, request: web.Request, params: dict[str, str], actor: str
-    ) -> web.StreamResponse:
-        if params:
-            raise BadQuery(next(iter(params)), "is not a known parameter")
+    async def verify(self, parsed: None, actor: str) -> web.StreamResponse:
         verdict = await self.service.verify(actor)
         return web.json_response(verdict.to_dict())
 
-    async def head(
-        self, request: web.Request, params: dict[str, str], actor: str
-    ) -> web.StreamResponse:
-        if params:
-            raise BadQuery(next(iter(params)), "is not a known parameter")
+    async def head(self, parsed: None, actor: str) -> web.StreamResponse:
         return web.json_response(await self.service.export_head(actor))
 
-    async def retention(
-        self, request: web.Request, params: dict[str, str], actor: str
-    ) -> web.StreamResponse:
+    @staticmethod
+    def parse_retention(params: dict[str, str]) -> int:
         as_of = params.pop("as_of", None)
-        if params:
-            raise BadQuery(next(iter(params)), "is not a known parameter")
-        now = parse_time(as_of, "as_of") if as_of else now_ms()
-        report: Any = await self.service.retention_report(now, actor, via="api")
+        _no_params(params)
+        return parse_time(as_of, "as_of") if as_of else now_ms()
+
+    async def retention(self, now: int, actor: str) -> web.StreamResponse:
+        report = await self.service.retention_report(now, actor, via="api")
         return web.json_response(report)
+
+
+def _no_params(params: dict[str, str]) -> None:
+    if params:
+        raise BadQuery(next(iter(params)), "is not a known parameter")

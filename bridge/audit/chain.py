@@ -108,6 +108,7 @@ class Verifier:
         self.head = head
         self.anchors = dict(anchors or {})
         self.prev_seq, self.prev_hash = 0, GENESIS
+        self._before_prev: str | None = None  # the hash of the record before prev
         self.checked = 0
         self.problem: Problem | None = None
         self._buffered: Mapping[str, Any] | None = None
@@ -150,6 +151,7 @@ class Verifier:
                     f"the chain up to seq {seq} was rewritten: it differs from the exported head",
                 )
                 return
+            self._before_prev = self.prev_hash
             self.prev_seq, self.prev_hash = seq, r["hash"]
             self.checked += 1
             return
@@ -170,6 +172,16 @@ class Verifier:
         elif seq > prev_seq + 1:
             self.problem = _removed(
                 prev_seq + 1, seq - 1, f"seq {seq} does not link to seq {prev_seq}"
+            )
+        elif r["prev_hash"] == self._before_prev:
+            # It links past the record before it, which passed every check of its own: that
+            # record was forged (hashed and linked correctly) and slipped in.
+            self.checked -= 1
+            self.problem = Problem(
+                "inserted",
+                prev_seq,
+                None,
+                f"record seq {prev_seq} inserted: seq {seq} links past it to the record before",
             )
         elif prev_seq == 0:
             self.problem = Problem(

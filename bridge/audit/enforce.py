@@ -75,9 +75,9 @@ async def build_report(
     now: int,
 ) -> dict[str, Any]:
     """What retention would delete as of `now` (ms), and why. Changes nothing."""
-    matters = []
+    matters: list[dict[str, Any]] = []
     by_room: dict[str, tuple[int, retention.Schedule]] = {}
-    async with db.acquire() as conn:
+    async with store.acquire(db) as conn:
         for wp_id, room_id, status, schedule in await _schedules(conn, defaults):
             if room_id:
                 by_room[room_id] = (wp_id, schedule)
@@ -110,7 +110,7 @@ async def build_report(
         report["media"] = None
         report["media_note"] = "no homeserver.admin_token: attachments are not examined"
         return report
-    media, kept = await _media_plan(db, admin, people, by_room, media_window, now)
+    media, kept = await _media_plan(db, admin, people, by_room, media_window, domain, now)
     report["media"] = media
     report["kept_media"] = kept
     return report
@@ -122,6 +122,7 @@ async def _media_plan(
     people: list[str],
     by_room: dict[str, tuple[int, retention.Schedule]],
     media_window: float,
+    server: str,
     now: int,
 ) -> tuple[list[dict], list[dict]]:
     uploads = []
@@ -139,10 +140,9 @@ async def _media_plan(
             if page.get("next_token") is None:
                 break
             start = int(page["next_token"])
-    server = people[0].split(":", 1)[1] if people else ""
     media: list[dict] = []
     kept: list[dict] = []
-    async with db.acquire() as conn:
+    async with store.acquire(db) as conn:
         for user_id, m in uploads:
             media_id = f"{server}/{m['media_id']}"
             created = int(m.get("created_ts") or 0)
@@ -264,7 +264,7 @@ async def _purge_matter(
 ) -> tuple[list[str], list[str]]:
     room_id, cutoff = entry["room_id"], entry["cutoff"]
     wanted = [m["event_id"] for m in entry["messages"]]
-    async with db.acquire() as conn:
+    async with store.acquire(db) as conn:
         boundary = await conn.fetchval(
             "SELECT event_id FROM audit_record WHERE room_id = $1 AND kind = 'event'"
             " AND ts >= $2 ORDER BY ts, seq LIMIT 1",

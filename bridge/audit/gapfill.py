@@ -23,7 +23,7 @@ SLACK_MS = 5 * 60 * 1000  # events can arrive out of timestamp order; look this 
 
 
 async def fill_room(db: Database, reader: BotClient, room_id: str, max_events: int) -> int:
-    async with db.acquire() as conn:
+    async with store.acquire(db) as conn:
         last = await store.last_event_ts(conn, room_id)
     stop_before = None if last is None else last - SLACK_MS
     token: str | None = None
@@ -55,7 +55,7 @@ async def fill_gaps(
     db: Database, reader: BotClient, sealer: Sealer, max_events: int = 10000
 ) -> int:
     """Check every matter room; returns how many events were missing and are now audited."""
-    async with db.acquire() as conn:
+    async with store.acquire(db) as conn:
         rooms = [
             r["room_id"]
             for r in await conn.fetch("SELECT room_id FROM matter WHERE room_id IS NOT NULL")

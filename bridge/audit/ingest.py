@@ -66,13 +66,16 @@ class Sealer:
 
     def wake(self) -> None:
         # Called from inside a DB transaction that has not committed yet; a short delay lets it
-        # commit before the sealer looks (the poll interval catches anything later).
-        asyncio.get_running_loop().call_later(0.01, self._wake.set)
+        # commit before the sealer looks (the poll interval catches anything later), and lets
+        # a busy stream gather into larger batches.
+        asyncio.get_running_loop().call_later(0.05, self._wake.set)
 
     async def run(self) -> None:
         while True:
             try:
-                while await self.seal_once():
+                # Seal until a batch comes back short; the rest of a steady stream waits for
+                # the next wake-up and goes in as one larger batch.
+                while await self.seal_once() >= self.batch:
                     pass
             except asyncio.CancelledError:
                 raise
@@ -94,13 +97,13 @@ class Sealer:
             await asyncio.sleep(0.05)
 
     async def _pending(self) -> int:
-        async with self.db.acquire() as conn:
+        async with store.acquire(self.db) as conn:
             return await store.pending_count(conn)
 
     async def seal_once(self) -> int:
         """Seal one batch; returns how many queued rows it handled."""
         async with self._lock:
-            async with self.db.acquire() as conn:
+            async with store.acquire(self.db) as conn:
                 rows = await store.pending_batch(conn, self.batch)
             if not rows:
                 return 0
@@ -119,7 +122,7 @@ class Sealer:
             return rows, {}
         wanted = {(r["sender"], r["device_id"]) for r in rows if r["kind"] == "event"}
         await self.whois.refresh(wanted)
-        addresses = {}
+        addresses: dict[int, tuple[str | None, str | None]] = {}
         now = now_ms()
         for i, r in enumerate(rows):
             if r["kind"] != "event":

@@ -187,8 +187,9 @@ async def fetch(conn: Any, q: AuditQuery, domain: str) -> list[dict]:
 def exported(record: Mapping[str, Any]) -> dict[str, Any]:
     row = {k: record.get(k) for k in EXPORT_COLS if k != "time"}
     row["time"] = iso(record["ts"])
-    if isinstance(row.get("detail"), str):
-        row["detail"] = json.loads(row["detail"])
+    detail = row.get("detail")
+    if isinstance(detail, str):
+        row["detail"] = json.loads(detail)
     return {k: row[k] for k in EXPORT_COLS}
 
 

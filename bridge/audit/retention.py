@@ -66,7 +66,7 @@ def resolve(
 ) -> Schedule:
     """A matter's schedule: its own values where WordPress sent them, defaults elsewhere."""
     matter = matter or {}
-    values = {}
+    values: dict[str, float | None] = {}
     own = set()
     for key in ("open_days", "closed_days", "media_days"):
         if matter.get(key) is not None:

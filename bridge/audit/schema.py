@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from mautrix.util.async_db import Connection, Scheme
 
 from .chain import GENESIS
@@ -83,6 +85,12 @@ async def create_tables(conn: Connection, scheme: Scheme) -> None:
             closed_at   DOUBLE PRECISION
         )
     """)
+    # Matters closed before this migration count as closed from now on.
+    await conn.execute(
+        "INSERT INTO matter_retention (matter_id, legal_hold, closed_at)"
+        " SELECT wp_id, false, $1 FROM matter WHERE status = 'closed'",
+        time.time(),
+    )
     # Media seen in unencrypted events: attributed to their room exactly. (Encrypted attachments
     # hide their address from the homeserver and the bridge; see bridge/audit/enforce.py.)
     await conn.execute("""

@@ -48,7 +48,9 @@ class AuditService:
         token = config["homeserver.admin_token"]
         self.admin = HomeserverAdmin(config["homeserver.address"], token) if token else None
         self.whois = (
-            WhoisCache(self.admin, domain, config["audit.whois_cache"]) if self.admin else None
+            WhoisCache(self.admin, domain, config["audit.whois_cache"], skip={bot_mxid})
+            if self.admin
+            else None
         )
         self.sealer = Sealer(db, self.whois, whois_wait=config["audit.whois_wait"])
         self.sink = AuditSink(self.sealer)
@@ -139,18 +141,13 @@ class AuditService:
     ) -> Verdict:
         """Walk the whole chain (streaming, a page at a time) and record that it was checked."""
         await self.sealer.flush()
-        async with self.db.acquire() as conn:
+        async with store.acquire(self.db) as conn:
             head = await store.head(conn)
         v = Verifier(head, anchors)
         after = 0
         while True:
-            async with self.db.acquire() as conn:
-                rows = await conn.fetch(
-                    f"SELECT {', '.join(store.RECORD_COLS)} FROM audit_record"
-                    " WHERE seq > $1 ORDER BY seq LIMIT $2",
-                    after,
-                    PAGE,
-                )
+            async with store.acquire(self.db) as conn:
+                rows = await store.records_after(conn, after, PAGE)
                 if rows and rows[-1]["seq"] > head[0]:
                     # Records appended while walking are part of the chain if the head moved
                     # past them; anything beyond the current head was not appended by the bridge.
@@ -174,7 +171,7 @@ class AuditService:
 
     async def export_head(self, actor: str) -> dict[str, Any]:
         await self.sealer.flush()
-        async with self.db.acquire() as conn:
+        async with store.acquire(self.db) as conn:
             seq, head_hash = await store.head(conn)
         export = self.signer.export(self.domain, seq, head_hash, seq)
         await self.note("audit_head", actor, {"seq": seq, "hash": head_hash})

@@ -54,9 +54,12 @@ class WhoisCache:
     yet (a new login): then it is fetched again, at most once a second.
     """
 
-    def __init__(self, admin: HomeserverAdmin, domain: str, ttl: float = 300) -> None:
+    def __init__(
+        self, admin: HomeserverAdmin, domain: str, ttl: float = 300, skip: Iterable[str] = ()
+    ) -> None:
         self.admin = admin
         self.domain = domain
+        self.skip = set(skip)  # the bridge's own user: appservice requests carry no address
         self.ttl = ttl
         self._cache: dict[str, tuple[float, ClientInfo]] = {}
         self._sem = asyncio.Semaphore(8)

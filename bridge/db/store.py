@@ -12,6 +12,7 @@ from typing import Any
 
 from mautrix.util.async_db import Connection
 
+from ..audit.store import save_matter_retention
 from ..model import Capacity, Matter, MatterStatus, Person, Role
 from ..policy import Policy
 from ..provisioning.validate import BadField, MatterInput, PersonInput
@@ -302,6 +303,7 @@ async def upsert_matter(
                 raise BadField(name, f"person {pid} has departed")
             if not policy.may_hold_capacity(person.role, capacity):
                 raise BadField(name, f"person {pid} is a {person.role.value}")
+    await save_matter_retention(conn, wp_id, data, time.time())
     old = await get_matter(conn, wp_id)
     if old is None:
         alias = f"{alias_prefix}{slug(data.number, str(wp_id))}"

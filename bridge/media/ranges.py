@@ -48,9 +48,9 @@ def parse_range(header: str | None, total: int) -> ByteRange | None:
             raise Unsatisfiable
         return ByteRange(max(0, total - suffix), total - 1)
     start = int(first)
-    end = int(last) if last else total - 1
-    if end < start:
+    if last and int(last) < start:
         return None  # invalid: ignored
     if start >= total:
         raise Unsatisfiable
+    end = int(last) if last else total - 1
     return ByteRange(start, min(end, total - 1))

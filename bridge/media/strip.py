@@ -230,9 +230,7 @@ def _png_label(ctype: bytes, data: bytes) -> str:
         if key == b"XML:com.adobe.xmp":
             return "XMP"
         if key.lower().startswith(b"raw profile type "):
-            return {b"exif": "EXIF", b"iptc": "IPTC", b"xmp": "XMP"}.get(
-                key[17:].lower(), "text"
-            )
+            return {b"exif": "EXIF", b"iptc": "IPTC", b"xmp": "XMP"}.get(key[17:].lower(), "text")
         return "text"
     if ctype == b"iCCP":
         return "ICC profile"
@@ -452,8 +450,9 @@ def metadata_found(im: Image.Image) -> set[str]:
         found.add("comment")
     if info.get("icc_profile"):
         found.add("ICC profile")
-    if "extension" in info:
-        found.add("application data")
+    extension = info.get("extension")
+    if extension and not (isinstance(extension, tuple) and extension[0] in _GIF_LOOPING):
+        found.add("application data")  # a GIF application block other than looping
     for app, body in getattr(im, "applist", []):
         if app == "APP0" and body.startswith(b"JFIF\x00") and len(body) <= 14:
             continue

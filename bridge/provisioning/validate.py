@@ -37,6 +37,11 @@ class MatterInput:
     privileged: bool
     status: MatterStatus
     assignments: dict[int, Capacity]
+    # Retention (bridge/audit): days, fractions allowed; None means the configured default.
+    retention_open_days: float | None = None
+    retention_closed_days: float | None = None
+    retention_media_days: float | None = None
+    legal_hold: bool = False
 
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
@@ -115,6 +120,10 @@ MATTER_FIELDS = {
     "paralegals",
     "privileged",
     "status",
+    "retention_open_days",
+    "retention_closed_days",
+    "retention_media_days",
+    "legal_hold",
 }
 
 
@@ -175,4 +184,17 @@ def parse_matter(raw: Any) -> MatterInput:
         privileged=_bool(body, "privileged"),
         status=status,
         assignments=assignments,
+        retention_open_days=_days(body, "retention_open_days"),
+        retention_closed_days=_days(body, "retention_closed_days"),
+        retention_media_days=_days(body, "retention_media_days"),
+        legal_hold=_bool(body, "legal_hold", default=False),
     )
+
+
+def _days(body: dict, field: str) -> float | None:
+    value = body.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value <= 365250:
+        raise BadField(field, "must be a positive number of days (at most 365250) or null")
+    return float(value)

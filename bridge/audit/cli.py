@@ -1,0 +1,178 @@
+"""python -m bridge.audit COMMAND -c config.yaml
+
+  verify [--head EXPORT.json ...]   walk the chain; name the first record altered, removed or
+                                    inserted (exit 0 intact, 1 not intact)
+  head [-o FILE]                    export the chain head, signed (Ed25519)
+  public-key                        the public key that checks exported heads
+  query [--matter N] [--person P] [--since T] [--until T] [--kinds K] [--format csv|json] [-o F]
+  retention report [--as-of T]      the dry run: what would be deleted, and why
+  retention run [--as-of T]         delete it (needs homeserver.admin_token)
+
+Every command that reads the audit is recorded in the chain as a read by cli:<user>.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+import attrs
+
+from .. import registration as reg
+from ..config import ConfigError, load
+from ..db import open_database
+from .headsign import HeadError, HeadSigner, check_export
+from .query import MAX_LIMIT, BadQuery, exported, parse_query, parse_time, to_csv
+from .records import now_ms
+from .service import AuditService, NoAdminToken, cli_actor
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m bridge.audit",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("-c", "--config", type=Path, default=Path("config.yaml"))
+    p.add_argument(
+        "-r",
+        "--registration",
+        type=Path,
+        default=Path("registration.yaml"),
+        help="the appservice registration (retention run marks purges as the bridge's user)",
+    )
+    p.add_argument("--actor", default=None, help="who reads (default cli:<user>)")
+    sub = p.add_subparsers(dest="command", required=True)
+    v = sub.add_parser("verify", help="verify the chain")
+    v.add_argument("--head", action="append", default=[], type=Path, help="a signed head export")
+    v.add_argument("--public-key", help="the key that signed the exports (default: this one's)")
+    v.add_argument("--json", action="store_true")
+    h = sub.add_parser("head", help="export the chain head, signed")
+    h.add_argument("-o", "--out", type=Path)
+    sub.add_parser("public-key", help="print the public key that checks exports")
+    q = sub.add_parser("query", help="query and export records")
+    q.add_argument("--matter")
+    q.add_argument("--person", help="a WordPress person id or a Matrix id")
+    q.add_argument("--since", help="date, ISO 8601 time or ms")
+    q.add_argument("--until", help="date (inclusive), ISO 8601 time or ms (exclusive)")
+    q.add_argument("--kinds", help="event (default), all, or a comma-separated list")
+    q.add_argument("--format", choices=("csv", "json"), default="csv")
+    q.add_argument("-o", "--out", type=Path)
+    r = sub.add_parser("retention", help="retention: dry-run report or run")
+    r.add_argument("action", choices=("report", "run"))
+    r.add_argument("--as-of", help="apply the schedule as of this time (default now)")
+    return p
+
+
+async def _run(args: argparse.Namespace, out: TextIO) -> int:
+    config = load(args.config)
+    actor = args.actor or cli_actor()
+    if args.command == "public-key":
+        signer = HeadSigner.load(config.resolve_path("audit.signing_key"))
+        print(f"ed25519:{signer.key_id} {signer.public_key}", file=out)
+        return 0
+    as_token, bot = "", ""
+    if args.command == "retention" and args.action == "run":
+        registration = reg.load(args.registration)
+        as_token = registration.as_token
+        bot = f"@{registration.sender_localpart}:{config['homeserver.domain']}"
+    db = open_database(config["database.uri"], 2)
+    await db.start()
+    service = AuditService(config, db, as_token, bot, config["homeserver.domain"])
+    try:
+        return await _command(args, service, actor, out)
+    finally:
+        await service.stop()
+        await db.stop()
+
+
+async def _command(args: argparse.Namespace, service: AuditService, actor: str, out: TextIO) -> int:
+    if args.command == "verify":
+        anchors: dict[int, str] = {}
+        key = args.public_key or service.signer.public_key
+        for path in args.head:
+            seq, head_hash = check_export(json.loads(path.read_text()), key)
+            anchors[seq] = head_hash
+        verdict = await service.verify(actor, anchors)
+        if args.json:
+            print(json.dumps(verdict.to_dict(), indent=2), file=out)
+        elif verdict.ok:
+            print(
+                f"OK: {verdict.records} records intact; head seq {verdict.head_seq}"
+                f" hash {verdict.head_hash}",
+                file=out,
+            )
+        else:
+            assert verdict.problem is not None
+            print(f"NOT INTACT: {verdict.problem.message}", file=out)
+            print(f"({verdict.records} records intact before it)", file=out)
+        return 0 if verdict.ok else 1
+    if args.command == "head":
+        export = json.dumps(await service.export_head(actor), indent=2)
+        if args.out:
+            args.out.write_text(export + "\n")
+        else:
+            print(export, file=out)
+        return 0
+    if args.command == "query":
+        params = {
+            k: v
+            for k, v in (
+                ("matter", args.matter),
+                ("person", args.person),
+                ("since", args.since),
+                ("until", args.until),
+                ("kinds", args.kinds),
+            )
+            if v
+        }
+        q = parse_query({**params, "limit": str(MAX_LIMIT)})
+        target = args.out.open("w", newline="") if args.out else out
+        try:
+            await _export(service, q, args.format, actor, target)
+        finally:
+            if args.out:
+                target.close()
+        return 0
+    now = parse_time(args.as_of, "as-of") if args.as_of else now_ms()
+    if args.action == "report":
+        report = await service.retention_report(now, actor, via="cli")
+        print(json.dumps(report, indent=2), file=out)
+        return 0
+    result = await service.retention_run(now, actor)
+    print(json.dumps(result, indent=2), file=out)
+    return 0 if not result["errors"] else 1
+
+
+async def _export(service: AuditService, q: Any, fmt: str, actor: str, out: TextIO) -> None:
+    """Every matching record, page by page (each page's read is recorded)."""
+    first = True
+    if fmt == "json":
+        out.write("[")
+    while True:
+        records = await service.query(q, actor, "cli", fmt)
+        if fmt == "csv":
+            out.write(to_csv(records, header=first))
+        else:
+            for r in records:
+                out.write(("\n" if first else ",\n") + json.dumps(exported(r)))
+                first = False
+        first = False
+        if len(records) < q.limit:
+            break
+        q = attrs.evolve(q, after=records[-1]["seq"])
+    if fmt == "json":
+        out.write("\n]\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return asyncio.run(_run(args, sys.stdout))
+    except (ConfigError, BadQuery, HeadError, NoAdminToken, OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2

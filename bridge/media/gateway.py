@@ -1,0 +1,484 @@
+"""The media gateway: an HTTP listener in front of the homeserver's media endpoints.
+
+Downloads and thumbnails (authenticated `/_matrix/client/v1/media/...` and the legacy
+`/_matrix/media/{v3,r0,v1}/...`): the requester's token is checked with the homeserver, the
+access rules in policy.py decide, and the file streams from the homeserver (always fetched on
+its authenticated endpoint, with the requester's own token) to the client, chunk by chunk, with
+Range support. Uploads (`POST /_matrix/media/v3/upload`, `PUT .../upload/{server}/{id}`) are
+spooled to a private temporary file up to media.max_size, sniffed, stripped if they are images,
+and streamed on to the homeserver; the uploader is recorded. Other media paths the homeserver
+serves (config, preview_url, create) pass through; unknown ones get 404. With
+media.proxy_client_api, every other path passes through to the homeserver unchanged, so a client
+can use the gateway's address as its homeserver (the demo does; production uses nginx).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import quote
+
+from aiohttp import ClientError, ClientSession, ClientTimeout, TCPConnector, web
+from mautrix.util.async_db import Database
+from multidict import CIMultiDict
+
+from . import store
+from .access import Access
+from .auth import Tokens, access_token
+from .membership import Membership
+from .policy import Refusal, classify_upload
+from .ranges import Unsatisfiable, parse_range
+from .settings import allowed_types, parse_size
+from .sniff import ZIP, refine_zip, sniff
+from .strip import strip_image
+
+log = logging.getLogger("bridge.media")
+
+CHUNK = 256 * 1024
+# Reads from the homeserver: large buffers, passed on as they arrive (fewer, bigger writes cost
+# far less Python per byte; memory stays a few buffers per transfer).
+STREAM_BUFFER = 1024 * 1024
+HEAD_BYTES = 64 * 1024
+# Concurrent image strips: each may decode a whole picture (media.max_image_pixels x 4 bytes).
+STRIP_CONCURRENCY = 2
+LEGACY = r"/_matrix/media/{version:(?:v3|r0|v1)}"
+AUTHED = "/_matrix/client/v1/media"
+_SERVER_NAME = re.compile(r"^(?:[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
+_MEDIA_ID = re.compile(r"^[A-Za-z0-9_\-]+$")
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+    }
+)
+# What a download answer keeps of the homeserver's headers. Cache-Control is replaced: what one
+# person may see, a shared cache must not hand to another, and the browser asks again each time
+# so that access follows current membership.
+_DOWNLOAD_HEADERS = (
+    "Content-Type",
+    "Content-Disposition",
+    "Content-Security-Policy",
+    "X-Content-Security-Policy",
+    "Referrer-Policy",
+    "Cross-Origin-Resource-Policy",
+    "X-Robots-Tag",
+    "ETag",
+    "Last-Modified",
+    "Content-Encoding",
+)
+_CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, HEAD, POST, PUT, DELETE, OPTIONS",
+    "Access-Control-Allow-Headers": "X-Requested-With, Content-Type, Authorization, Date, Range",
+    "Access-Control-Expose-Headers": "Content-Range, Content-Length, Accept-Ranges",
+}
+
+
+def _error(status: int, errcode: str, message: str) -> web.Response:
+    return web.json_response({"errcode": errcode, "error": message}, status=status)
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except Refusal as e:
+        return _error(e.status, e.errcode, e.message)
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        errcode = {404: "M_UNRECOGNIZED", 405: "M_UNRECOGNIZED", 413: "M_TOO_LARGE"}.get(
+            e.status, "M_UNKNOWN"
+        )
+        return _error(e.status, errcode, f"{request.method} {request.path}: {e.reason}")
+    except (ClientError, TimeoutError) as e:
+        log.warning("Homeserver request failed: %s", type(e).__name__)
+        return _error(502, "M_UNKNOWN", "the homeserver is unreachable")
+
+
+async def _cors(request: web.Request, response: web.StreamResponse) -> None:
+    for name, value in _CORS.items():
+        response.headers.setdefault(name, value)
+
+
+class MediaGateway:
+    def __init__(self, config: Any, db: Database, as_token: str, bot_mxid: str) -> None:
+        self.db = db
+        self.hs_url = config["homeserver.address"].rstrip("/")
+        self.hostname = config["media.hostname"]
+        self.port = config["media.port"]
+        self.allowed = allowed_types(config["media.allowed_types"])
+        self.max_size = parse_size(config["media.max_size"])
+        self.keep_icc = config["media.keep_icc_profile"]
+        self.max_pixels = config["media.max_image_pixels"]
+        spool = config["media.spool_dir"]
+        self.spool_dir: str | None = str(config.resolve_path("media.spool_dir")) if spool else None
+        self.proxy_client_api = config["media.proxy_client_api"]
+        self._as_token = as_token
+        self._bot = bot_mxid
+        self._strips = asyncio.Semaphore(STRIP_CONCURRENCY)
+        self._runner: web.AppRunner | None = None
+        self._api: ClientSession | None = None
+        self._media: ClientSession | None = None
+        self.tokens: Tokens
+        self.access: Access
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.spool_dir:
+            Path(self.spool_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._api = ClientSession(timeout=ClientTimeout(total=30))
+        # Files stream through: no overall time limit, no decompression, large reads.
+        self._media = ClientSession(
+            timeout=ClientTimeout(total=None, sock_connect=10, sock_read=300),
+            auto_decompress=False,
+            read_bufsize=STREAM_BUFFER,
+            connector=TCPConnector(limit=256),
+        )
+        self.tokens = Tokens(self._api, self.hs_url)
+        self.access = Access(self.db, Membership(self._api, self.hs_url, self._as_token, self._bot))
+        self._runner = web.AppRunner(self.make_app(), access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.hostname, self.port).start()
+        log.info("Media gateway listening on %s:%s", self.hostname, self.port)
+
+    async def stop(self) -> None:
+        if self._runner:
+            await self._runner.cleanup()
+        for session in (self._api, self._media):
+            if session:
+                await session.close()
+
+    def make_app(self) -> web.Application:
+        # Request bodies are read by the upload handler itself, as a stream, up to max_size.
+        app = web.Application(middlewares=[_errors], client_max_size=1024 * 1024)
+        app.on_response_prepare.append(_cors)
+        for prefix in (AUTHED, LEGACY):
+            app.router.add_get(f"{prefix}/download/{{server_name}}/{{media_id}}", self.download)
+            app.router.add_get(
+                f"{prefix}/download/{{server_name}}/{{media_id}}/{{file_name}}", self.download
+            )
+            app.router.add_get(f"{prefix}/thumbnail/{{server_name}}/{{media_id}}", self.thumbnail)
+            app.router.add_get(f"{prefix}/config", self.config)
+            app.router.add_get(f"{prefix}/preview_url", self.forward)
+        app.router.add_post(f"{LEGACY}/upload", self.upload)
+        app.router.add_put("/_matrix/media/v3/upload/{server_name}/{media_id}", self.upload)
+        app.router.add_post("/_matrix/media/v1/create", self.forward)
+        app.router.add_route("OPTIONS", "/{tail:.*}", self.options)
+        # Any other media path: refused here rather than passed to the homeserver unchecked.
+        for prefix in (
+            "/_matrix/media/",
+            f"{AUTHED}/",
+            "/_matrix/client/unstable/org.matrix.msc3916/",
+        ):
+            app.router.add_route("*", prefix + "{tail:.*}", self.unknown)
+        app.router.add_route(
+            "*", "/{tail:.*}", self.forward if self.proxy_client_api else self.unknown
+        )
+        return app
+
+    # --- handlers --------------------------------------------------------------------------
+
+    async def options(self, request: web.Request) -> web.Response:
+        return web.json_response({})
+
+    async def unknown(self, request: web.Request) -> web.Response:
+        if request.method == "OPTIONS":  # CORS preflight for a path that has a handler
+            return await self.options(request)
+        return _error(404, "M_UNRECOGNIZED", f"{request.method} {request.path}: not served here")
+
+    async def download(self, request: web.Request) -> web.StreamResponse:
+        return await self._serve(request, "download")
+
+    async def thumbnail(self, request: web.Request) -> web.StreamResponse:
+        return await self._serve(request, "thumbnail")
+
+    def _media_key(self, request: web.Request) -> tuple[str, str]:
+        server_name, media_id = request.match_info["server_name"], request.match_info["media_id"]
+        if not _SERVER_NAME.match(server_name) or not _MEDIA_ID.match(media_id):
+            raise Refusal(400, "M_INVALID_PARAM", "not a valid media server name and id")
+        return server_name, media_id
+
+    async def _serve(self, request: web.Request, kind: str) -> web.StreamResponse:
+        token = access_token(request)
+        requester = await self.tokens.user_id(token)
+        server_name, media_id = self._media_key(request)
+        verdict = await self.access.check(requester, server_name, media_id)
+        if not verdict.allowed:
+            log.info(
+                "Refused %s of mxc://%s/%s to %s: %s",
+                kind,
+                server_name,
+                media_id,
+                requester,
+                verdict.reason,
+            )
+            raise Refusal(403, "M_FORBIDDEN", "you may not see this file")
+        log.debug(
+            "%s of mxc://%s/%s to %s (%s)", kind, server_name, media_id, requester, verdict.reason
+        )
+        path = f"{AUTHED}/{kind}/{server_name}/{media_id}"
+        if file_name := request.match_info.get("file_name"):
+            path += "/" + quote(file_name, safe="")
+        params = [(k, v) for k, v in request.query.items() if k not in ("access_token", "user_id")]
+        headers = {"Authorization": f"Bearer {token}"}
+        if inm := request.headers.get("If-None-Match"):
+            headers["If-None-Match"] = inm
+        assert self._media is not None
+        async with self._media.get(self.hs_url + path, params=params, headers=headers) as up:
+            if up.status != 200:
+                # Errors and 304s are small; relay them as they are.
+                body = await up.content.read(HEAD_BYTES)
+                relay = {k: v for k, v in up.headers.items() if k.lower() not in _HOP_BY_HOP}
+                if "Cache-Control" in relay:
+                    relay["Cache-Control"] = "private, no-cache"
+                return web.Response(status=up.status, body=body, headers=relay)
+            total = up.content_length
+            wanted = None
+            if total is not None and self._range_applies(request, up.headers.get("ETag")):
+                try:
+                    wanted = parse_range(request.headers.get("Range"), total)
+                except Unsatisfiable:
+                    return web.Response(
+                        status=416,
+                        headers={"Content-Range": f"bytes */{total}", "Accept-Ranges": "bytes"},
+                    )
+            response = web.StreamResponse(status=206 if wanted else 200)
+            for name in _DOWNLOAD_HEADERS:
+                if name in up.headers:
+                    response.headers[name] = up.headers[name]
+            response.headers["Cache-Control"] = "private, no-cache"
+            response.headers["X-Content-Type-Options"] = "nosniff"
+            if total is not None:
+                response.headers["Accept-Ranges"] = "bytes"
+                response.content_length = wanted.length if wanted else total
+            if wanted:
+                response.headers["Content-Range"] = wanted.content_range(total or 0)
+            await response.prepare(request)
+            if request.method == "HEAD":
+                return response
+            skip = wanted.start if wanted else 0
+            left = wanted.length if wanted else None
+            async for chunk in up.content.iter_any():
+                if skip:
+                    if len(chunk) <= skip:
+                        skip -= len(chunk)
+                        continue
+                    chunk, skip = chunk[skip:], 0
+                if left is not None:
+                    chunk = chunk[:left]
+                    left -= len(chunk)
+                await response.write(chunk)
+                if left == 0:
+                    break
+            await response.write_eof()
+            return response
+
+    @staticmethod
+    def _range_applies(request: web.Request, etag: str | None) -> bool:
+        if "Range" not in request.headers:
+            return False
+        if_range = request.headers.get("If-Range")
+        return if_range is None or (etag is not None and if_range == etag)
+
+    async def config(self, request: web.Request) -> web.StreamResponse:
+        # The homeserver's limits, with the gateway's own upload size if that is smaller.
+        assert self._api is not None
+        url = self.hs_url + request.rel_url.raw_path
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+        async with self._api.get(url, headers=headers) as up:
+            body = await up.read()
+            if up.status == 200:
+                try:
+                    limits = json.loads(body)
+                    ours = self.max_size
+                    theirs = limits.get("m.upload.size")
+                    limits["m.upload.size"] = min(theirs, ours) if isinstance(theirs, int) else ours
+                    return web.json_response(limits)
+                except (ValueError, AttributeError):
+                    pass
+            return web.Response(
+                status=up.status, body=body, content_type=up.content_type or "application/json"
+            )
+
+    async def forward(self, request: web.Request) -> web.StreamResponse:
+        """Pass a request through to the homeserver unchanged, streaming both ways."""
+        assert self._media is not None
+        url = self.hs_url + request.rel_url.raw_path_qs
+        headers = CIMultiDict(
+            (k, v) for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP
+        )
+        if request.content_length is not None:
+            headers["Content-Length"] = str(request.content_length)
+        data = request.content if request.body_exists else None
+        async with self._media.request(
+            request.method, url, headers=headers, data=data, allow_redirects=False
+        ) as up:
+            response = web.StreamResponse(status=up.status, reason=up.reason)
+            for k, v in up.headers.items():
+                if k.lower() not in _HOP_BY_HOP:
+                    response.headers.add(k, v)
+            if up.content_length is not None:
+                response.content_length = up.content_length
+            await response.prepare(request)
+            async for chunk in up.content.iter_any():
+                await response.write(chunk)
+            await response.write_eof()
+            return response
+
+    # --- uploads ---------------------------------------------------------------------------
+
+    async def upload(self, request: web.Request) -> web.Response:
+        token = access_token(request)
+        uploader = await self.tokens.user_id(token)
+        target = None
+        if request.method == "PUT":
+            target = self._media_key(request)
+        declared = request.headers.get("Content-Type")
+        if request.content_length is not None and request.content_length > self.max_size:
+            raise self._too_large()
+        with tempfile.NamedTemporaryFile(dir=self.spool_dir, prefix="upload-") as spooled:
+            size = await self._spool(request, spooled)
+            spooled.seek(0)
+            head = spooled.read(HEAD_BYTES)
+            sniffed = sniff(head)
+            if sniffed == ZIP:
+                spooled.seek(0)
+                sniffed = refine_zip(spooled)
+            try:
+                plan = classify_upload(declared, sniffed, head, self.allowed)
+            except Refusal as e:
+                log.info("Refused upload by %s (%d bytes): %s", uploader, size, e.message)
+                raise
+            if plan.kind != "image":
+                spooled.seek(0)
+                result = await self._send(request, token, target, spooled, plan.content_type, size)
+                removed: tuple[str, ...] = ()
+            else:
+                with tempfile.NamedTemporaryFile(dir=self.spool_dir, prefix="clean-") as clean:
+                    async with self._strips:
+                        try:
+                            stripped = await asyncio.to_thread(
+                                strip_image,
+                                Path(spooled.name),
+                                clean,
+                                plan.content_type,
+                                keep_icc=self.keep_icc,
+                                max_pixels=self.max_pixels,
+                            )
+                        except Refusal as e:
+                            log.info(
+                                "Refused upload by %s (%d bytes): %s", uploader, size, e.message
+                            )
+                            raise
+                        except Exception:
+                            log.exception("Could not strip an upload by %s", uploader)
+                            raise Refusal(
+                                500, "M_UNKNOWN", "the image could not be processed; not stored"
+                            ) from None
+                    removed = stripped.removed
+                    clean.seek(0, os.SEEK_END)
+                    size = clean.tell()
+                    clean.seek(0)
+                    result = await self._send(
+                        request, token, target, clean, plan.content_type, size
+                    )
+        status, body = result
+        if status != 200:
+            return web.Response(status=status, body=body, content_type="application/json")
+        mxc = target
+        if mxc is None:
+            try:
+                uri = json.loads(body)["content_uri"]
+                server_name, _, media_id = uri.removeprefix("mxc://").partition("/")
+                mxc = (server_name, media_id)
+            except (ValueError, KeyError, TypeError, AttributeError):
+                log.error("Homeserver answered an upload without a content_uri")
+                raise Refusal(
+                    502, "M_UNKNOWN", "the homeserver gave no address for the file"
+                ) from None
+        await store.add_media(
+            self.db,
+            mxc[0],
+            mxc[1],
+            uploader=uploader,
+            encrypted=plan.kind == "encrypted",
+            content_type=plan.content_type,
+            size=size,
+            uploaded_at=time.time(),
+        )
+        log.info(
+            "Upload by %s stored as mxc://%s/%s: %s, %d bytes%s",
+            uploader,
+            mxc[0],
+            mxc[1],
+            "encrypted, passed through" if plan.kind == "encrypted" else plan.content_type,
+            size,
+            f", removed {', '.join(removed)}" if removed else "",
+        )
+        return web.Response(status=200, body=body, content_type="application/json")
+
+    def _too_large(self) -> Refusal:
+        return Refusal(
+            413, "M_TOO_LARGE", f"the file is larger than the limit of {self.max_size} bytes"
+        )
+
+    async def _spool(self, request: web.Request, f: IO[bytes]) -> int:
+        size = 0
+        async for chunk in request.content.iter_chunked(CHUNK):
+            size += len(chunk)
+            if size > self.max_size:
+                raise self._too_large()
+            f.write(chunk)
+        f.flush()
+        return size
+
+    async def _send(
+        self,
+        request: web.Request,
+        token: str | None,
+        target: tuple[str, str] | None,
+        f: IO[bytes],
+        content_type: str,
+        size: int,
+    ) -> tuple[int, bytes]:
+        """Stream the file to the homeserver's upload endpoint as the uploader."""
+        assert self._media is not None
+        if target is None:
+            url = f"{self.hs_url}/_matrix/media/v3/upload"
+            method = "POST"
+        else:
+            url = f"{self.hs_url}/_matrix/media/v3/upload/{target[0]}/{target[1]}"
+            method = "PUT"
+        params = {"filename": request.query["filename"]} if "filename" in request.query else {}
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "Content-Type": content_type,
+            "Content-Length": str(size),
+        }
+
+        async def chunks() -> AsyncIterator[bytes]:
+            while chunk := await asyncio.to_thread(f.read, CHUNK):
+                yield chunk
+
+        async with self._media.request(
+            method, url, params=params, headers=headers, data=chunks()
+        ) as up:
+            return up.status, await up.content.read(HEAD_BYTES)

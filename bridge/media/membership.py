@@ -1,0 +1,90 @@
+"""Current room membership, asked of the homeserver with the appservice token.
+
+The firm's people are in the bridge's exclusive user namespace, so the bridge may ask as them
+(`?user_id=`) which rooms they are joined to, whatever the room. For anyone outside it (operator
+accounts), the bridge reads the room's membership itself, which works in the rooms it is in
+(every managed room) and fails closed elsewhere. Never cached: a person removed from a room loses
+access to its files at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from urllib.parse import quote
+
+from aiohttp import ClientError, ClientSession
+
+from .policy import Refusal
+
+log = logging.getLogger("bridge.media.membership")
+
+# Per person and check: enough for any real room list, bounded for a hostile one.
+MAX_ROOM_CHECKS = 50
+
+
+def _q(value: str) -> str:
+    return quote(value, safe="")
+
+
+class Membership:
+    def __init__(self, session: ClientSession, hs_url: str, as_token: str, bot_mxid: str) -> None:
+        self._session = session
+        self._hs = hs_url
+        self._headers = {"Authorization": f"Bearer {as_token}"}
+        self._bot = bot_mxid
+
+    async def _get(self, path: str, user_id: str) -> tuple[int, object]:
+        try:
+            async with self._session.get(
+                self._hs + path, params={"user_id": user_id}, headers=self._headers
+            ) as r:
+                return r.status, await r.json(content_type=None)
+        except (ClientError, TimeoutError, ValueError) as e:
+            log.warning("Homeserver membership query failed: %s", type(e).__name__)
+            raise Refusal(502, "M_UNKNOWN", "the homeserver is unreachable") from None
+
+    async def joined_rooms(self, user_id: str) -> set[str] | None:
+        """Every room user_id is joined to now, or None if the bridge may not ask as them."""
+        status, body = await self._get("/_matrix/client/v3/joined_rooms", user_id)
+        if status == 200 and isinstance(body, dict) and isinstance(body.get("joined_rooms"), list):
+            return {r for r in body["joined_rooms"] if isinstance(r, str)}
+        if status in (401, 403):
+            return None
+        log.warning("Homeserver answered %s to joined_rooms", status)
+        raise Refusal(502, "M_UNKNOWN", "the homeserver could not tell room membership")
+
+    async def is_joined(self, room_id: str, user_id: str) -> bool:
+        """Whether user_id is joined to room_id now, as the bridge sees it (False if it cannot)."""
+        status, body = await self._get(
+            f"/_matrix/client/v3/rooms/{_q(room_id)}/state/m.room.member/{_q(user_id)}", self._bot
+        )
+        if status == 200:
+            return isinstance(body, dict) and body.get("membership") == "join"
+        if status in (403, 404):
+            return False
+        log.warning("Homeserver answered %s to a membership read", status)
+        raise Refusal(502, "M_UNKNOWN", "the homeserver could not tell room membership")
+
+
+class MembershipView:
+    """One request's view: each person's joined rooms asked at most once."""
+
+    def __init__(self, membership: Membership) -> None:
+        self._m = membership
+        self._joined: dict[str, set[str] | None] = {}
+
+    async def rooms_among(self, user_id: str, candidates: Collection[str]) -> set[str]:
+        """Which of candidates user_id is joined to now."""
+        if not candidates:
+            return set()
+        if user_id not in self._joined:
+            self._joined[user_id] = await self._m.joined_rooms(user_id)
+        joined = self._joined[user_id]
+        if joined is not None:
+            return joined.intersection(candidates)
+        return {
+            room
+            for room in sorted(candidates)[:MAX_ROOM_CHECKS]
+            if await self._m.is_joined(room, user_id)
+        }

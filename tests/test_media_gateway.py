@@ -1,0 +1,272 @@
+"""The media gateway against a real Synapse: who gets which file, uploads cleaned of metadata,
+refusals that store nothing, Range requests, redactions."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import quote
+
+import aiohttp
+import pytest
+from media_helpers import (
+    MediaFirm,
+    access_mismatches,
+    build_access_world,
+    ciphertext,
+    decoded,
+    decrypt,
+    download,
+    eventually,
+    leaks,
+    make_photo,
+    media_firm,
+    metadata,
+    person_with_token,
+    png_bomb,
+    post_cleartext,
+    upload,
+    user_token,
+    wait_indexed,
+)
+from PIL import Image, ImageChops, ImageOps, ImageStat
+
+__all__ = ["media_firm"]  # the fixture, imported for pytest
+
+
+async def test_access_matrix(
+    media_firm: MediaFirm, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="bridge")
+    world = await build_access_world(media_firm.firm, media_firm.gateway, tmp_path)
+    assert await access_mismatches(media_firm.gateway, world) == []
+    # No token, not even a refused one, in any log line of the bridge's.
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "Refused download" in logged  # refusals are logged, with ids only
+    for token in world.tokens.values():
+        assert token is None or token not in logged
+
+
+async def test_photos_lose_their_metadata_and_keep_their_pixels(
+    media_firm: MediaFirm, tmp_path: Path
+) -> None:
+    firm = media_firm.firm
+    _, token = await person_with_token(firm, 1, "spat", "partner")
+    cases = [
+        ("JPEG", "image/jpeg", 1),
+        ("JPEG", "image/jpeg", 6),  # a phone held upright: turned, then re-encoded
+        ("PNG", "image/png", 1),
+        ("PNG", "image/png", 8),
+        ("WEBP", "image/webp", 1),
+        ("GIF", "image/gif", 1),
+    ]
+    for fmt, ctype, orientation in cases:
+        src = make_photo(tmp_path / f"in-{orientation}.{fmt.lower()}", fmt, (640, 480), orientation)
+        planted = leaks(metadata(src))
+        assert len(planted) >= 5, (fmt, planted)  # the test photo really carries metadata
+        # Declared as octet-stream: the bytes decide, and an image is stripped whatever it says.
+        declared = ctype if orientation == 1 else "application/octet-stream"
+        status, body = await upload(media_firm.gateway, token, src.read_bytes(), declared, "p")
+        assert status == 200, (fmt, body)
+        status, data, headers = await download(media_firm.gateway, token, body["content_uri"])
+        assert status == 200
+        assert headers["Content-Type"] == ctype
+        out = tmp_path / f"out-{orientation}.{fmt.lower()}"
+        out.write_bytes(data)
+        assert leaks(metadata(out)) == [], (fmt, orientation)
+        want = ImageOps.exif_transpose(Image.open(src)).convert("RGB")
+        got = decoded(data)
+        assert got.size == want.size, (fmt, orientation)
+        diff = ImageChops.difference(want, got)
+        if (fmt, orientation) == ("JPEG", 6):
+            # Re-encoded with the original quantization tables: rounding differences only.
+            assert max(ImageStat.Stat(diff).mean) < 1.5, ImageStat.Stat(diff).mean
+        else:
+            assert diff.getbbox() is None, (fmt, orientation)  # exactly the same pixels
+
+
+async def test_refused_uploads_store_nothing(media_firm: MediaFirm, tmp_path: Path) -> None:
+    firm = media_firm.firm
+    _, token = await person_with_token(firm, 1, "rpat", "partner")
+    store = firm.hs.server.workdir / "media_store"
+
+    def stored() -> set[Path]:
+        return {p for p in store.rglob("*") if p.is_file()}
+
+    before = stored()
+    rows_before = await firm.bridge.db.fetchval("SELECT COUNT(*) FROM media")
+    # A decompression bomb: 20000 x 20000 pixels in a few hundred kilobytes.
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png_bomb(20000, 20000))
+    jpeg = make_photo(tmp_path / "real.jpg", "JPEG", (64, 48)).read_bytes()
+    png = make_photo(tmp_path / "real.png", "PNG", (64, 48)).read_bytes()
+    cases = [
+        (bomb.read_bytes(), "image/png", 413, "decompression bomb"),
+        (jpeg, "image/png", 415, "declared as image/png, but the bytes are a image/jpeg"),
+        (png, "application/pdf", 415, "declared as application/pdf"),
+        (b"<html><script>alert(1)</script></html>", "text/plain", 415, "declared as text/plain"),
+        (b"<svg xmlns='http://www.w3.org/2000/svg'/>", "application/octet-stream", 415, "image/svg+xml files are not allowed"),
+        (b"\x00\x00\x00\x01RECORD" * 500, "application/octet-stream", 415, "not encrypted"),
+        (os.urandom(4096), "application/pdf", 415, "not a application/pdf file"),
+        (b"\x7fELF" + os.urandom(500), "application/octet-stream", 415, "application/x-executable files are not allowed"),
+        (jpeg[:200], "image/jpeg", 400, "not a valid image/jpeg"),
+        (os.urandom(8 * 1024 * 1024 + 1), "application/octet-stream", 413, "larger than the limit"),
+    ]  # fmt: skip
+    for data, declared, want, message in cases:
+        status, body = await upload(media_firm.gateway, token, data, declared)
+        assert (status, message in body.get("error", "")) == (want, True), (declared, body)
+        assert body["errcode"].startswith("M_")
+    # Oversize announced by Content-Length is refused before the body is read.
+    status, body = await upload(media_firm.gateway, token, b"x" * (9 * 1024 * 1024), "text/plain")
+    assert status == 413, body
+    # No token: refused before anything is read.
+    status, body = await upload(media_firm.gateway, None, jpeg, "image/jpeg")
+    assert (status, body["errcode"]) == (401, "M_MISSING_TOKEN")
+    assert stored() == before
+    assert await firm.bridge.db.fetchval("SELECT COUNT(*) FROM media") == rows_before
+    assert list(media_firm.spool.iterdir()) == []  # no temporary copy left behind either
+
+
+async def test_encrypted_attachments_pass_through_untouched(
+    media_firm: MediaFirm, tmp_path: Path
+) -> None:
+    firm = media_firm.firm
+    _, token = await person_with_token(firm, 1, "epat", "partner")
+    photo = make_photo(tmp_path / "secret.jpg", "JPEG", (320, 240)).read_bytes()
+    cipher, key, iv = ciphertext(photo)
+    status, body = await upload(media_firm.gateway, token, cipher, "application/octet-stream")
+    assert status == 200, body
+    status, data, _ = await download(media_firm.gateway, token, body["content_uri"])
+    assert (status, data) == (200, cipher)
+    # The sender's own client strips before encrypting; the gateway cannot, and does not try.
+    assert decrypt(data, key, iv) == photo
+    # Asynchronous upload (create, then PUT): the same rules.
+    async with aiohttp.ClientSession() as s:
+        async with s.post(
+            f"{media_firm.gateway}/_matrix/media/v1/create",
+            headers={"Authorization": f"Bearer {token}"},
+        ) as r:
+            assert r.status == 200
+            mxc = (await r.json())["content_uri"]
+    server_name, media_id = mxc.removeprefix("mxc://").split("/")
+    jpeg = make_photo(tmp_path / "async.jpg", "JPEG", (64, 48))
+    status, body = await upload(
+        media_firm.gateway, token, jpeg.read_bytes(), "image/jpeg",
+        path=f"/_matrix/media/v3/upload/{server_name}/{media_id}", method="PUT",
+    )  # fmt: skip
+    assert status == 200, body
+    status, data, _ = await download(media_firm.gateway, token, mxc)
+    out = tmp_path / "async-out.jpg"
+    out.write_bytes(data)
+    assert status == 200 and leaks(metadata(out)) == []
+
+
+async def test_ranges_redactions_and_avatars(media_firm: MediaFirm) -> None:
+    firm = media_firm.firm
+    await firm.person(1, "gpat", "partner")
+    await firm.person(2, "gcal", "client", attorneys=[firm.pid(1)])
+    await firm.person(3, "gout", "client")
+    await firm.matter(10, clients=[2], responsible_partner=1)
+    room = (await firm.wait_synced("matter", 10))["room_id"]
+    for n in (1, 2, 3):
+        await firm.wait_synced("person", n)
+    pat, cal, out = (f"@{firm.login(n)}:firm.test" for n in ("gpat", "gcal", "gout"))
+    as_token = firm.hs.registration.as_token
+    t_pat, t_cal, t_out = [await user_token(firm.hs.url, as_token, u) for u in (pat, cal, out)]
+    data = os.urandom(300_000)
+    status, body = await upload(media_firm.gateway, t_pat, data, "application/octet-stream")
+    assert status == 200
+    mxc = body["content_uri"]
+    gw = media_firm.gateway
+    for spec, want_status, want in [
+        ("bytes=0-99", 206, data[:100]),
+        ("bytes=299000-", 206, data[299000:]),
+        ("bytes=-10", 206, data[-10:]),
+        ("bytes=250000-260000", 206, data[250000:260001]),
+        ("bytes=0-0,5-9", 200, data),  # several ranges: the whole file
+    ]:
+        status, got, headers = await download(gw, t_cal, mxc, headers={"Range": spec})
+        assert (status, got) == (want_status, want), spec
+        assert headers["Accept-Ranges"] == "bytes"
+        assert int(headers["Content-Length"]) == len(want)
+    server_name, media_id = mxc.removeprefix("mxc://").split("/")
+    async with (
+        aiohttp.ClientSession() as s,
+        s.head(
+            f"{gw}/_matrix/client/v1/media/download/{server_name}/{media_id}",
+            headers={"Authorization": f"Bearer {t_cal}"},
+        ) as r,
+    ):
+        assert (r.status, r.headers["Content-Length"], await r.read()) == (200, "300000", b"")
+    status, _, headers = await download(gw, t_cal, mxc, headers={"Range": "bytes=300000-"})
+    assert (status, headers["Content-Range"]) == (416, "bytes */300000")
+    status, got, headers = await download(
+        gw, t_cal, mxc, headers={"Range": "bytes=0-9", "If-Range": '"other"'}
+    )
+    assert (status, len(got)) == (200, len(data))
+    # A private cache, asked again every time: access follows membership, not a browser cache.
+    assert "private" in headers["Cache-Control"] and "public" not in headers["Cache-Control"]
+
+    # A plaintext file posted, then the post redacted: it is no longer shared through it.
+    photo = make_photo(
+        Path(os.environ.get("TMPDIR", "/tmp")) / f"r{secrets.token_hex(4)}.png", "PNG", (64, 48)
+    )
+    status, body = await upload(gw, t_pat, photo.read_bytes(), "image/png")
+    plain = body["content_uri"]
+    event = await post_cleartext(firm.hs, room, pat, plain)
+    await wait_indexed(firm, event)
+    assert (await download(gw, t_cal, plain))[0] == 200
+    status, resp = await firm.hs.as_request(
+        "PUT",
+        f"/_matrix/client/v3/rooms/{quote(room)}/redact/{quote(event)}/{secrets.token_hex(4)}",
+        {},
+        user_id=pat,
+    )
+    assert status == 200, resp
+
+    async def unshared() -> bool:
+        return (await download(gw, t_cal, plain))[0] == 403
+
+    await eventually(unshared)
+
+    # An avatar is plaintext media in a room's cleartext state: seen by those sharing the room.
+    status, body = await upload(gw, t_pat, photo.read_bytes(), "image/png")
+    avatar = body["content_uri"]
+    status, resp = await firm.hs.as_request(
+        "PUT", f"/_matrix/client/v3/profile/{quote(pat)}/avatar_url", {"avatar_url": avatar}, user_id=pat
+    )  # fmt: skip
+    assert status == 200, resp
+
+    async def avatar_shown() -> bool:
+        return (await download(gw, t_cal, avatar))[0] == 200
+
+    await eventually(avatar_shown)
+    assert (await download(gw, t_out, avatar))[0] == 403
+
+
+async def test_other_paths(media_firm: MediaFirm) -> None:
+    firm = media_firm.firm
+    _, token = await person_with_token(firm, 1, "opat", "partner")
+    headers = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession() as s:
+        async with s.get(
+            f"{media_firm.gateway}/_matrix/client/v1/media/config", headers=headers
+        ) as r:
+            assert r.status == 200
+            assert (await r.json())["m.upload.size"] == 8 * 1024 * 1024  # the gateway's limit
+        for path in (
+            "/_matrix/media/v3/unknown",
+            "/_matrix/client/v1/media/download/x",
+            "/_matrix/client/v3/sync",
+        ):
+            async with s.get(media_firm.gateway + path, headers=headers) as r:
+                assert r.status == 404, path
+                assert (await r.json())["errcode"] == "M_UNRECOGNIZED"
+        async with s.options(f"{media_firm.gateway}/_matrix/media/v3/upload") as r:
+            assert r.status == 200
+            assert r.headers["Access-Control-Allow-Origin"] == "*"
+        bad = "/_matrix/client/v1/media/download/firm.test/bad%24id"
+        async with s.get(media_firm.gateway + bad, headers=headers) as r:
+            assert r.status == 400

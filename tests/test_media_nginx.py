@@ -1,0 +1,217 @@
+"""The nginx example from config/ as a firm installs it, run by the real nginx in front of a real
+Synapse and the gateway: the access matrix again through it, and the paths a proxy can get wrong."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+import shutil
+import signal
+import ssl
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aiohttp
+import pytest
+from conftest import ROOT, Homeserver
+from media_helpers import (
+    MediaFirm,
+    access_mismatches,
+    build_access_world,
+    download,
+    eventually,
+    media_firm,
+    upload,
+)
+from yarl import URL
+
+from bridge.devtools.synapse import free_port
+
+__all__ = ["media_firm"]  # the fixture, imported for pytest
+
+EXAMPLE = ROOT / "config" / "nginx-media-gateway.conf"
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+pytestmark = pytest.mark.skipif(
+    not os.path.exists(NGINX), reason="nginx is not installed (scripts/test.sh installs it)"
+)
+
+
+def self_signed(tmp: Path) -> tuple[Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "matrix.firm.test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def render(example: str, values: dict[str, str]) -> str:
+    """The example with its "# SET" lines changed, and nothing else: each replacement must hit
+    exactly one line, and every "# SET" line must be hit."""
+    lines = example.splitlines()
+    marked = {
+        i for i, line in enumerate(lines) if "# SET" in line and not line.lstrip().startswith("#")
+    }
+    touched = set()
+    for old, new in values.items():
+        hits = [i for i, line in enumerate(lines) if old in line]
+        assert len(hits) == 1, f"{old!r} is on {len(hits)} lines of {EXAMPLE.name}"
+        assert hits[0] in marked, f"{old!r} is not on a '# SET' line"
+        lines[hits[0]] = lines[hits[0]].replace(old, new)
+        touched.add(hits[0])
+    # server_name may stay: nginx answers on the listen address whatever the name.
+    untouched = [lines[i] for i in sorted(marked - touched)]
+    assert all(line.strip().startswith("server_name ") for line in untouched), untouched
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def nginx(
+    media_firm: MediaFirm, homeserver: Homeserver, tmp_path: Path
+) -> Iterator[tuple[str, Path]]:
+    work = tmp_path / "nginx"
+    work.mkdir()
+    port = free_port()
+    cert, key = self_signed(work)
+    access_log = work / "access.log"
+    site = render(
+        EXAMPLE.read_text(),
+        {
+            "server 127.0.0.1:8008;": f"server 127.0.0.1:{urlsplit(homeserver.url).port};",
+            "server 127.0.0.1:29321;": f"server 127.0.0.1:{urlsplit(media_firm.gateway).port};",
+            "listen 443 ssl http2;": f"listen 127.0.0.1:{port} ssl http2;",
+            "/etc/ssl/firm/fullchain.pem": str(cert),
+            "/etc/ssl/firm/privkey.pem": str(key),
+            "/var/log/nginx/firm-matrix.access.log": str(access_log),
+        },
+    )
+    (work / "site.conf").write_text(site)
+    user = "user root root;\n" if os.geteuid() == 0 else ""
+    temp = "\n".join(
+        f"    {kind}_temp_path {work / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )  # fmt: skip
+    (work / "nginx.conf").write_text(
+        f"{user}daemon off;\nworker_processes 1;\npid {work / 'nginx.pid'};\n"
+        f"error_log {work / 'error.log'} info;\nevents {{ worker_connections 256; }}\n"
+        f"http {{\n{temp}\n    include {work / 'site.conf'};\n}}\n"
+    )
+    cmd = [NGINX, "-p", str(work), "-c", str(work / "nginx.conf"), "-e", str(work / "error.log")]
+    check = subprocess.run([*cmd, "-t"], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        import socket
+        import time
+
+        deadline = time.monotonic() + 15
+        while True:
+            assert proc.poll() is None, (work / "error.log").read_text()
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                    with context.wrap_socket(sock):
+                        break
+            except OSError:
+                assert time.monotonic() < deadline, "nginx did not start"
+                time.sleep(0.05)
+        yield f"https://127.0.0.1:{port}", access_log
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def raw_get(base: str, raw_path: str, token: str) -> int:
+    """A GET with the path exactly as given: no client-side normalization."""
+    url = URL(base + raw_path, encoded=True)
+    async with aiohttp.ClientSession() as s:
+        async with s.get(url, headers={"Authorization": f"Bearer {token}"}, ssl=False) as r:
+            await r.read()
+            return r.status
+
+
+async def test_access_matrix_through_nginx(
+    media_firm: MediaFirm, nginx: tuple[str, Path], tmp_path: Path
+) -> None:
+    base, access_log = nginx
+    world = await build_access_world(media_firm.firm, base, tmp_path)
+    assert await access_mismatches(base, world) == []
+
+    # Requests a proxy can route past the gateway, by a member of another matter.
+    outsider = world.tokens["member of another matter"]
+    assert outsider
+    server_name, media_id = world.media["plaintext"].removeprefix("mxc://").split("/")
+    tricks = [
+        f"/_matrix/media/v3/download/{server_name}/{media_id}/..%2F..%2F..%2F..%2F..%2Fx",
+        f"/_matrix/client/v1/media/download/{server_name}/{media_id}/..%2F..%2F..%2F..%2F..%2F..%2Fx",
+        f"/_matrix/client/v3/../v1/media/download/{server_name}/{media_id}",
+        f"/_matrix//media/v3/download/{server_name}/{media_id}",
+        f"/_matrix/%6dedia/v3/download/{server_name}/{media_id}",
+        f"/_matrix/client/v1/%6dedia/download/{server_name}/{media_id}",
+        f"/_MATRIX/media/v3/download/{server_name}/{media_id}",
+        f"/_matrix/media/v3/download/{server_name}/{media_id}?user_id=%40x%3Afirm.test",
+    ]
+    for path in tricks:
+        assert await raw_get(base, path, outsider) in (400, 403, 404), path
+    member = world.tokens["member"]
+    assert member
+    assert await raw_get(base, tricks[0], member) == 200  # same file, right person: served
+
+    # The rest of the API reaches Synapse; federation and the admin API do not leave the machine.
+    async with aiohttp.ClientSession() as s:
+        async with s.get(f"{base}/_matrix/client/versions", ssl=False) as r:
+            assert r.status == 200 and "versions" in await r.json()
+        for path in ("/_matrix/federation/v1/version", "/_synapse/admin/v1/server_version"):
+            async with s.get(base + path, ssl=False) as r:
+                assert r.status == 404, path
+    # Too large: the gateway's own JSON error, through nginx (limit 8M in these tests).
+    status, body = await upload(base, world.tokens["uploader"], os.urandom(9 * 1024 * 1024), "application/octet-stream")  # fmt: skip
+    assert (status, body["errcode"]) == (413, "M_TOO_LARGE")
+    # And nginx's own limit answers in JSON too.
+    status, body = await upload(base, world.tokens["uploader"], b"\0" * (52 * 1024 * 1024), "text/plain")  # fmt: skip
+    assert (status, body["errcode"]) == (413, "M_TOO_LARGE")
+
+    async def logged() -> bool:
+        return access_log.exists() and "/_matrix/media/r0/download" in access_log.read_text()
+
+    await eventually(logged, timeout=5)
+    log_text = access_log.read_text()
+    assert all(t is None or t not in log_text for t in world.tokens.values())
+    assert not re.search(r"access_token", log_text)
+    # Range requests pass through nginx untouched.
+    status, data, headers = await download(
+        base, member, world.media["encrypted"], headers={"Range": "bytes=5-14"}
+    )
+    assert (status, data) == (206, world.contents["encrypted"][5:15])

@@ -1,0 +1,352 @@
+<?php
+/**
+ * wp-admin screens: Outbox, Settings, Restrictions. Every form posts to admin-post.php with a
+ * nonce, and every handler checks the capability first, then the nonce.
+ *
+ * @package Firm_Bridge
+ */
+
+if ( ! defined( 'ABSPATH' ) ) {
+	exit;
+}
+
+/**
+ * Admin screens and form handlers.
+ */
+final class Firm_Bridge_Admin {
+
+	const SLUG         = 'firm-bridge';
+	const SETTINGS     = 'firm-bridge-settings';
+	const RESTRICTIONS = 'firm-bridge-restrictions';
+
+	/** Fixed notice texts, chosen by code (nothing from the request is echoed). */
+	const NOTICES = array(
+		'settings-saved'  => 'Settings saved.',
+		'secret-short'    => 'The shared secret must be at least 32 characters; it was not changed.',
+		'url-invalid'     => 'The bridge URL must be an http or https address; it was not changed.',
+		'hs-invalid'      => 'The homeserver address must be an http or https address; it was not changed.',
+		'policy-sent'     => 'The role table was saved and queued for the bridge.',
+		'policy-invalid'  => 'The role table was not saved.',
+		'policy-loaded'   => 'Loaded the role table the bridge uses now. Review it and save to send changes.',
+		'policy-unloaded' => 'The bridge did not give its role table.',
+		'resync-queued'   => 'Everything was queued for the bridge.',
+		'delivered'       => 'Delivery attempted.',
+		'resent'          => 'The object\'s current state was queued again.',
+		'not-resent'      => 'Only failed rows can be sent again.',
+	);
+
+	/**
+	 * Hooks.
+	 */
+	public static function hooks() {
+		add_action( 'admin_menu', array( __CLASS__, 'menu' ) );
+		foreach ( array( 'save_settings', 'save_policy', 'load_policy', 'resync', 'deliver', 'resend' ) as $action ) {
+			add_action( 'admin_post_firm_bridge_' . $action, array( __CLASS__, 'handle_' . $action ) );
+		}
+	}
+
+	/**
+	 * Menu entries.
+	 */
+	public static function menu() {
+		add_menu_page( __( 'Firm Bridge', 'firm-bridge' ), __( 'Firm Bridge', 'firm-bridge' ), Firm_Bridge_Roles::MANAGE, self::SLUG, array( __CLASS__, 'outbox_page' ), 'dashicons-shield' );
+		add_submenu_page( self::SLUG, __( 'Outbox', 'firm-bridge' ), __( 'Outbox', 'firm-bridge' ), Firm_Bridge_Roles::MANAGE, self::SLUG, array( __CLASS__, 'outbox_page' ) );
+		add_submenu_page( self::SLUG, __( 'Settings', 'firm-bridge' ), __( 'Settings', 'firm-bridge' ), Firm_Bridge_Roles::MANAGE, self::SETTINGS, array( __CLASS__, 'settings_page' ) );
+		add_submenu_page( self::SLUG, __( 'Restrictions', 'firm-bridge' ), __( 'Restrictions', 'firm-bridge' ), Firm_Bridge_Roles::MANAGE, self::RESTRICTIONS, array( __CLASS__, 'restrictions_page' ) );
+	}
+
+	// --- shared ----------------------------------------------------------------------------
+
+	/**
+	 * Capability first (a nonce proves intent, not permission), then the nonce.
+	 *
+	 * @param string $nonce_action Nonce action.
+	 */
+	private static function guard( $nonce_action ) {
+		if ( ! current_user_can( Firm_Bridge_Roles::MANAGE ) ) {
+			wp_die( esc_html__( 'You may not change the Firm Bridge.', 'firm-bridge' ), esc_html__( 'Forbidden', 'firm-bridge' ), array( 'response' => 403 ) );
+		}
+		check_admin_referer( $nonce_action );
+	}
+
+	/**
+	 * @param string      $page   Admin page slug.
+	 * @param string      $notice Notice code.
+	 * @param string|null $detail Extra text for this user's next page view.
+	 */
+	private static function back( $page, $notice, $detail = null ) {
+		if ( null !== $detail ) {
+			set_transient( 'firm_bridge_detail_' . get_current_user_id(), $detail, 60 );
+		}
+		wp_safe_redirect(
+			add_query_arg(
+				array(
+					'page'               => $page,
+					'firm_bridge_notice' => $notice,
+				),
+				admin_url( 'admin.php' )
+			)
+		);
+		exit;
+	}
+
+	/**
+	 * Prints the notice named in the URL, and this user's detail text.
+	 */
+	private static function notice() {
+		$code = isset( $_GET['firm_bridge_notice'] ) ? sanitize_key( $_GET['firm_bridge_notice'] ) : ''; // phpcs:ignore WordPress.Security.NonceVerification
+		if ( ! isset( self::NOTICES[ $code ] ) ) {
+			return;
+		}
+		$detail = get_transient( 'firm_bridge_detail_' . get_current_user_id() );
+		delete_transient( 'firm_bridge_detail_' . get_current_user_id() );
+		$error = in_array( $code, array( 'secret-short', 'url-invalid', 'hs-invalid', 'policy-invalid', 'policy-unloaded', 'not-resent' ), true );
+		printf( '<div class="notice %s"><p>%s', $error ? 'notice-error' : 'notice-success', esc_html( self::NOTICES[ $code ] ) );
+		if ( is_string( $detail ) && '' !== $detail ) {
+			echo ' ' . esc_html( $detail );
+		}
+		echo '</p></div>';
+	}
+
+	/**
+	 * @param string $action Form action (admin-post).
+	 * @param string $label  Button label.
+	 * @param array  $fields Hidden fields.
+	 * @param string $nonce  Nonce action.
+	 * @param string $class  Button class.
+	 */
+	private static function button( $action, $label, array $fields, $nonce, $class = 'button' ) {
+		echo '<form method="post" action="' . esc_url( admin_url( 'admin-post.php' ) ) . '" style="display:inline">';
+		echo '<input type="hidden" name="action" value="' . esc_attr( $action ) . '" />';
+		foreach ( $fields as $k => $v ) {
+			echo '<input type="hidden" name="' . esc_attr( $k ) . '" value="' . esc_attr( (string) $v ) . '" />';
+		}
+		wp_nonce_field( $nonce );
+		echo '<button type="submit" class="' . esc_attr( $class ) . '">' . esc_html( $label ) . '</button></form> ';
+	}
+
+	// --- outbox ----------------------------------------------------------------------------
+
+	/**
+	 * The Outbox screen: every request for the bridge and what became of it.
+	 */
+	public static function outbox_page() {
+		if ( ! current_user_can( Firm_Bridge_Roles::MANAGE ) ) {
+			wp_die( esc_html__( 'You may not see the Firm Bridge outbox.', 'firm-bridge' ), 403 );
+		}
+		$status = isset( $_GET['status'] ) ? sanitize_key( $_GET['status'] ) : ''; // phpcs:ignore WordPress.Security.NonceVerification
+		if ( ! in_array( $status, array( 'pending', 'delivered', 'failed', 'superseded' ), true ) ) {
+			$status = '';
+		}
+		$rows = Firm_Bridge_Outbox::rows( '' === $status ? null : $status, 200 );
+		echo '<div class="wrap"><h1>' . esc_html__( 'Firm Bridge: Outbox', 'firm-bridge' ) . '</h1>';
+		self::notice();
+		if ( ! Firm_Bridge_Settings::configured() ) {
+			echo '<div class="notice notice-warning"><p>' . esc_html__( 'Set the bridge URL and shared secret under Settings; nothing is sent until then.', 'firm-bridge' ) . '</p></div>';
+		}
+		echo '<ul class="subsubsub">';
+		$link = static function ( $key, $label, $count ) use ( $status ) {
+			$url = add_query_arg(
+				array(
+					'page'   => self::SLUG,
+					'status' => $key,
+				),
+				admin_url( 'admin.php' )
+			);
+			printf( '<li><a href="%s"%s>%s <span class="count">(%d)</span></a> | </li>', esc_url( $url ), $key === $status ? ' class="current"' : '', esc_html( $label ), (int) $count );
+		};
+		$link( 'pending', __( 'Pending', 'firm-bridge' ), Firm_Bridge_Outbox::count( 'pending' ) );
+		$link( 'failed', __( 'Failed', 'firm-bridge' ), Firm_Bridge_Outbox::count( 'failed' ) );
+		$link( 'delivered', __( 'Delivered', 'firm-bridge' ), Firm_Bridge_Outbox::count( 'delivered' ) );
+		$link( 'superseded', __( 'Superseded', 'firm-bridge' ), Firm_Bridge_Outbox::count( 'superseded' ) );
+		echo '</ul><p style="clear:both">';
+		self::button( 'firm_bridge_deliver', __( 'Deliver now', 'firm-bridge' ), array(), 'firm_bridge_deliver' );
+		self::button( 'firm_bridge_resync', __( 'Resync everything', 'firm-bridge' ), array(), 'firm_bridge_resync', 'button button-primary' );
+		echo '</p><table class="widefat striped"><thead><tr>';
+		foreach ( array( '#', __( 'Object', 'firm-bridge' ), __( 'Request', 'firm-bridge' ), __( 'Status', 'firm-bridge' ), __( 'Attempts', 'firm-bridge' ), __( 'Next attempt', 'firm-bridge' ), __( 'Last answer', 'firm-bridge' ), __( 'Queued', 'firm-bridge' ), '' ) as $h ) {
+			echo '<th>' . esc_html( $h ) . '</th>';
+		}
+		echo '</tr></thead><tbody>';
+		$when = static function ( $ts ) {
+			return $ts ? wp_date( 'Y-m-d H:i:s', (int) $ts ) : '—';
+		};
+		foreach ( $rows as $row ) {
+			echo '<tr>';
+			echo '<td>' . esc_html( $row['id'] ) . '</td>';
+			echo '<td>' . esc_html( $row['summary'] ) . '</td>';
+			echo '<td><code>' . esc_html( $row['method'] . ' ' . $row['path'] ) . '</code></td>';
+			echo '<td>' . esc_html( $row['status'] ) . '</td>';
+			echo '<td>' . esc_html( $row['attempts'] ) . '</td>';
+			echo '<td>' . esc_html( 'pending' === $row['status'] ? $when( $row['next_attempt_at'] ) : '—' ) . '</td>';
+			echo '<td>' . esc_html( (string) $row['last_error'] ) . '</td>';
+			echo '<td>' . esc_html( $when( $row['created_at'] ) ) . '</td><td>';
+			if ( 'failed' === $row['status'] ) {
+				self::button( 'firm_bridge_resend', __( 'Send current state again', 'firm-bridge' ), array( 'row' => $row['id'] ), 'firm_bridge_resend_' . $row['id'] );
+			}
+			echo '</td></tr>';
+		}
+		if ( ! $rows ) {
+			echo '<tr><td colspan="9">' . esc_html__( 'Nothing here.', 'firm-bridge' ) . '</td></tr>';
+		}
+		echo '</tbody></table></div>';
+	}
+
+	/** Deliver now. */
+	public static function handle_deliver() {
+		self::guard( 'firm_bridge_deliver' );
+		$stats = Firm_Bridge_Outbox::deliver( 20, true );
+		self::back( self::SLUG, 'delivered', sprintf( '%d sent, %d delivered, %d failed, %d to retry, %d pending.', $stats['sent'], $stats['delivered'], $stats['failed'], $stats['retry'], $stats['pending'] ) );
+	}
+
+	/** Resync everything. */
+	public static function handle_resync() {
+		self::guard( 'firm_bridge_resync' );
+		$rows = Firm_Bridge_Sync::resync();
+		self::back( self::SLUG, 'resync-queued', sprintf( '%d requests queued.', $rows ) );
+	}
+
+	/** Send a failed object's current state again. */
+	public static function handle_resend() {
+		$row = isset( $_POST['row'] ) ? absint( $_POST['row'] ) : 0;
+		self::guard( 'firm_bridge_resend_' . $row );
+		$new = Firm_Bridge_Outbox::resend( $row );
+		self::back( self::SLUG, null === $new ? 'not-resent' : 'resent' );
+	}
+
+	// --- settings --------------------------------------------------------------------------
+
+	/**
+	 * The Settings screen. The secret is never printed; a blank field keeps it.
+	 */
+	public static function settings_page() {
+		if ( ! current_user_can( Firm_Bridge_Roles::MANAGE ) ) {
+			wp_die( esc_html__( 'You may not change the Firm Bridge.', 'firm-bridge' ), 403 );
+		}
+		$has_secret = '' !== Firm_Bridge_Settings::secret();
+		echo '<div class="wrap"><h1>' . esc_html__( 'Firm Bridge: Settings', 'firm-bridge' ) . '</h1>';
+		self::notice();
+		?>
+		<form method="post" action="<?php echo esc_url( admin_url( 'admin-post.php' ) ); ?>">
+			<input type="hidden" name="action" value="firm_bridge_save_settings" />
+			<?php wp_nonce_field( 'firm_bridge_save_settings' ); ?>
+			<table class="form-table" role="presentation">
+				<tr><th><label for="firm_bridge_url"><?php esc_html_e( 'Bridge URL', 'firm-bridge' ); ?></label></th>
+					<td><input type="url" class="regular-text" name="firm_bridge_url" id="firm_bridge_url" value="<?php echo esc_attr( Firm_Bridge_Settings::url() ); ?>" placeholder="https://bridge.firm.example" /></td></tr>
+				<tr><th><label for="firm_bridge_secret"><?php esc_html_e( 'Shared secret', 'firm-bridge' ); ?></label></th>
+					<td>
+						<?php if ( Firm_Bridge_Settings::secret_from_constant() ) : ?>
+							<p><?php esc_html_e( 'Set by FIRM_BRIDGE_SECRET in wp-config.php.', 'firm-bridge' ); ?></p>
+						<?php else : ?>
+							<input type="password" class="regular-text" name="firm_bridge_secret" id="firm_bridge_secret" value="" autocomplete="new-password" placeholder="<?php echo esc_attr( $has_secret ? __( 'Set. Leave blank to keep it.', 'firm-bridge' ) : __( 'Not set', 'firm-bridge' ) ); ?>" />
+							<p class="description"><?php esc_html_e( 'The bridge configuration\'s provisioning.shared_secret, at least 32 characters. It is never shown again.', 'firm-bridge' ); ?></p>
+						<?php endif; ?>
+					</td></tr>
+				<tr><th><label for="firm_bridge_homeserver"><?php esc_html_e( 'Homeserver address', 'firm-bridge' ); ?></label></th>
+					<td><input type="url" class="regular-text" name="firm_bridge_homeserver" id="firm_bridge_homeserver" value="<?php echo esc_attr( Firm_Bridge_Settings::homeserver() ); ?>" placeholder="https://matrix.firm.example" /></td></tr>
+			</table>
+			<p><?php esc_html_e( 'The homeserver checks Matrix logins against this site at:', 'firm-bridge' ); ?> <code><?php echo esc_html( rest_url( 'firm-bridge/v1/login-check' ) ); ?></code></p>
+			<?php submit_button( __( 'Save settings', 'firm-bridge' ) ); ?>
+		</form></div>
+		<?php
+	}
+
+	/**
+	 * @param string $value Submitted URL.
+	 * @return string|null Clean URL, '' for empty, null when invalid.
+	 */
+	private static function clean_url( $value ) {
+		$value = trim( $value );
+		if ( '' === $value ) {
+			return '';
+		}
+		$clean  = esc_url_raw( $value, array( 'http', 'https' ) );
+		$scheme = wp_parse_url( $clean, PHP_URL_SCHEME );
+		return ( '' !== $clean && in_array( $scheme, array( 'http', 'https' ), true ) && wp_parse_url( $clean, PHP_URL_HOST ) ) ? untrailingslashit( $clean ) : null;
+	}
+
+	/** Saves Settings. */
+	public static function handle_save_settings() {
+		self::guard( 'firm_bridge_save_settings' );
+		$url = self::clean_url( isset( $_POST['firm_bridge_url'] ) ? sanitize_text_field( wp_unslash( $_POST['firm_bridge_url'] ) ) : '' );
+		$hs  = self::clean_url( isset( $_POST['firm_bridge_homeserver'] ) ? sanitize_text_field( wp_unslash( $_POST['firm_bridge_homeserver'] ) ) : '' );
+		// The secret is taken as typed (not sanitized as text: any character is a valid key byte).
+		$secret = isset( $_POST['firm_bridge_secret'] ) ? trim( (string) wp_unslash( $_POST['firm_bridge_secret'] ) ) : ''; // phpcs:ignore WordPress.Security.ValidatedSanitizedInput.InputNotSanitized
+		if ( null === $url ) {
+			self::back( self::SETTINGS, 'url-invalid' );
+		}
+		if ( null === $hs ) {
+			self::back( self::SETTINGS, 'hs-invalid' );
+		}
+		if ( '' !== $secret && strlen( $secret ) < Firm_Bridge_Settings::MIN_SECRET ) {
+			self::back( self::SETTINGS, 'secret-short' );
+		}
+		update_option( Firm_Bridge_Settings::URL, $url );
+		update_option( Firm_Bridge_Settings::HOMESERVER, $hs );
+		if ( '' !== $secret && ! Firm_Bridge_Settings::secret_from_constant() ) {
+			Firm_Bridge_Settings::set_secret( $secret );
+		}
+		// Rows held back while the plugin was not configured can go now.
+		update_option( Firm_Bridge_Outbox::DOWN_UNTIL, 0 );
+		Firm_Bridge_Outbox::schedule_next();
+		self::back( self::SETTINGS, 'settings-saved' );
+	}
+
+	// --- restrictions ----------------------------------------------------------------------
+
+	/**
+	 * The Restrictions screen: the role table as JSON, sent to the bridge on save.
+	 */
+	public static function restrictions_page() {
+		if ( ! current_user_can( Firm_Bridge_Roles::MANAGE ) ) {
+			wp_die( esc_html__( 'You may not change the Firm Bridge.', 'firm-bridge' ), 403 );
+		}
+		$draft  = get_transient( 'firm_bridge_policy_draft_' . get_current_user_id() );
+		$policy = Firm_Bridge_Settings::policy();
+		$text   = is_string( $draft ) ? $draft : ( null === $policy ? '' : Firm_Bridge_Policy_Doc::pretty( $policy ) );
+		$row    = Firm_Bridge_Outbox::latest( 'policy', 0 );
+		echo '<div class="wrap"><h1>' . esc_html__( 'Firm Bridge: Restrictions', 'firm-bridge' ) . '</h1>';
+		self::notice();
+		echo '<p>' . esc_html__( 'The firm\'s role table: each role\'s power level in matter rooms, which matter rooms it joins, and with whom it may hold conversations. The bridge checks the table and names any problem; the homeserver enforces it.', 'firm-bridge' ) . '</p>';
+		if ( $row ) {
+			echo '<p>' . esc_html( sprintf( /* translators: 1: status, 2: answer */ __( 'Last sent: %1$s %2$s', 'firm-bridge' ), $row['status'], (string) $row['last_error'] ) ) . '</p>';
+		}
+		?>
+		<form method="post" action="<?php echo esc_url( admin_url( 'admin-post.php' ) ); ?>">
+			<input type="hidden" name="action" value="firm_bridge_save_policy" />
+			<?php wp_nonce_field( 'firm_bridge_save_policy' ); ?>
+			<textarea name="firm_bridge_policy" rows="30" class="large-text code" spellcheck="false"><?php echo esc_textarea( $text ); ?></textarea>
+			<?php submit_button( __( 'Save and send to the bridge', 'firm-bridge' ) ); ?>
+		</form>
+		<?php
+		self::button( 'firm_bridge_load_policy', __( 'Load the table the bridge uses now', 'firm-bridge' ), array(), 'firm_bridge_load_policy' );
+		echo '</div>';
+	}
+
+	/** Saves the role table and queues it for the bridge. */
+	public static function handle_save_policy() {
+		self::guard( 'firm_bridge_save_policy' );
+		$text   = isset( $_POST['firm_bridge_policy'] ) ? (string) wp_unslash( $_POST['firm_bridge_policy'] ) : ''; // phpcs:ignore WordPress.Security.ValidatedSanitizedInput.InputNotSanitized -- parsed as JSON, never printed unescaped.
+		$parsed = Firm_Bridge_Policy_Doc::parse( $text );
+		if ( null === $parsed['policy'] ) {
+			// Keep what was typed so it can be corrected.
+			set_transient( 'firm_bridge_policy_draft_' . get_current_user_id(), $text, 600 );
+			self::back( self::RESTRICTIONS, 'policy-invalid', $parsed['error'] );
+		}
+		delete_transient( 'firm_bridge_policy_draft_' . get_current_user_id() );
+		Firm_Bridge_Settings::set_policy( $parsed['policy'] );
+		Firm_Bridge_Sync::enqueue_policy();
+		Firm_Bridge_Outbox::deliver( 10 );
+		self::back( self::RESTRICTIONS, 'policy-sent' );
+	}
+
+	/** Loads the bridge's current table into the editor (not sent). */
+	public static function handle_load_policy() {
+		self::guard( 'firm_bridge_load_policy' );
+		$result = Firm_Bridge_Client::send( 'GET', '/_firm/v1/policy', '', Firm_Bridge_Client::request_id() );
+		if ( 200 !== $result['status'] || ! is_array( $result['json'] ) || ! isset( $result['json']['policy'] ) || ! is_array( $result['json']['policy'] ) ) {
+			self::back( self::RESTRICTIONS, 'policy-unloaded', (string) $result['error'] );
+		}
+		set_transient( 'firm_bridge_policy_draft_' . get_current_user_id(), Firm_Bridge_Policy_Doc::pretty( $result['json']['policy'] ), 600 );
+		self::back( self::RESTRICTIONS, 'policy-loaded' );
+	}
+}

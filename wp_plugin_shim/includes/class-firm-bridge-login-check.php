@@ -1,0 +1,250 @@
+<?php
+/**
+ * POST /wp-json/firm-bridge/v1/login-check: the homeserver (through the bridge) asks whether a
+ * login and password are right, signed with the provisioning scheme and secret.
+ *
+ * The password goes to wp_authenticate() and nowhere else: it is not stored, logged or echoed.
+ * A wrong password and an unknown login get the same answer. Unsigned, badly signed or stale
+ * calls get 401, a replayed request id 409, and a login with too many recent failures 429.
+ *
+ * @package Firm_Bridge
+ */
+
+if ( ! defined( 'ABSPATH' ) ) {
+	exit;
+}
+
+/**
+ * The login check route.
+ */
+final class Firm_Bridge_Login_Check {
+
+	const ROUTE        = '/login-check';
+	const MAX_FAILURES = 10;
+	const WINDOW       = 300;
+
+	/** @return string */
+	public static function table() {
+		global $wpdb;
+		return $wpdb->prefix . 'firm_bridge_seen';
+	}
+
+	/**
+	 * The table of request ids already used.
+	 */
+	public static function install() {
+		global $wpdb;
+		require_once ABSPATH . 'wp-admin/includes/upgrade.php';
+		$table   = self::table();
+		$charset = $wpdb->get_charset_collate();
+		dbDelta(
+			"CREATE TABLE {$table} (
+			request_id varchar(128) NOT NULL,
+			received_at bigint(20) NOT NULL,
+			PRIMARY KEY  (request_id),
+			KEY received_at (received_at)
+			) {$charset};"
+		);
+	}
+
+	/**
+	 * Hooks.
+	 */
+	public static function hooks() {
+		add_action( 'rest_api_init', array( __CLASS__, 'route' ) );
+	}
+
+	/**
+	 * Route registration. The signature is the permission: checked before anything else.
+	 */
+	public static function route() {
+		register_rest_route(
+			Firm_Bridge_Rest::NS,
+			self::ROUTE,
+			array(
+				'methods'             => 'POST',
+				'callback'            => array( __CLASS__, 'handle' ),
+				'permission_callback' => array( __CLASS__, 'signed' ),
+			)
+		);
+	}
+
+	/**
+	 * The request path and query exactly as received: what the caller signed.
+	 *
+	 * @return string
+	 */
+	public static function received_path() {
+		return isset( $_SERVER['REQUEST_URI'] ) ? (string) wp_unslash( $_SERVER['REQUEST_URI'] ) : ''; // phpcs:ignore WordPress.Security.ValidatedSanitizedInput
+	}
+
+	/**
+	 * @param WP_REST_Request $request Request.
+	 * @return true|WP_Error
+	 */
+	public static function signed( $request ) {
+		try {
+			$request_id = Firm_Bridge_Signer::verify(
+				Firm_Bridge_Settings::secret(),
+				$request->get_method(),
+				self::received_path(),
+				static function ( $name ) use ( $request ) {
+					return $request->get_header( $name );
+				},
+				$request->get_body(),
+				time(),
+				Firm_Bridge_Settings::MAX_SKEW
+			);
+		} catch ( Firm_Bridge_Signature_Error $e ) {
+			return new WP_Error(
+				'firm_bridge_unauthorized',
+				$e->field . ': ' . $e->getMessage(),
+				array(
+					'status' => 401,
+					'field'  => $e->field,
+				)
+			);
+		}
+		$request->set_param( '_firm_request_id', $request_id );
+		return true;
+	}
+
+	/**
+	 * @param WP_REST_Request $request Request.
+	 * @return WP_REST_Response|WP_Error
+	 */
+	public static function handle( $request ) {
+		$data = json_decode( $request->get_body(), true );
+		if ( ! is_array( $data ) || array_is_list( $data ) ) {
+			return self::bad( 'body', 'must be a JSON object with login and password' );
+		}
+		foreach ( array( 'login' => 255, 'password' => 4096 ) as $field => $max ) {
+			if ( ! isset( $data[ $field ] ) || ! is_string( $data[ $field ] ) || '' === $data[ $field ] ) {
+				return self::bad( $field, 'is required and must be a non-empty string' );
+			}
+			if ( strlen( $data[ $field ] ) > $max ) {
+				return self::bad( $field, 'is longer than ' . $max . ' bytes' );
+			}
+		}
+		$login    = $data['login'];
+		$password = $data['password'];
+		$limit    = self::limit_key( $login );
+		$failures = get_transient( $limit );
+		if ( is_array( $failures ) && (int) $failures['count'] >= self::MAX_FAILURES ) {
+			$retry = max( 1, (int) $failures['since'] + self::WINDOW - time() );
+			$error = new WP_Error(
+				'firm_bridge_rate_limited',
+				'too many failed attempts for this login; try again later',
+				array(
+					'status'         => 429,
+					'retry_after_ms' => $retry * 1000,
+				)
+			);
+			return $error;
+		}
+		if ( ! self::claim( (string) $request->get_param( '_firm_request_id' ) ) ) {
+			return new WP_Error(
+				'firm_bridge_replayed',
+				'this request id was already used',
+				array(
+					'status' => 409,
+					'field'  => Firm_Bridge_Signer::REQUEST_ID_HEADER,
+				)
+			);
+		}
+		$user = self::authenticate( $login, $password );
+		if ( ! $user ) {
+			$count = is_array( $failures ) ? (int) $failures['count'] + 1 : 1;
+			$since = is_array( $failures ) ? (int) $failures['since'] : time();
+			set_transient(
+				$limit,
+				array(
+					'count' => $count,
+					'since' => $since,
+				),
+				max( 1, $since + self::WINDOW - time() )
+			);
+			return rest_ensure_response( array( 'valid' => false ) );
+		}
+		delete_transient( $limit );
+		return rest_ensure_response(
+			array(
+				'valid'  => true,
+				'wp_id'  => (int) $user->ID,
+				'login'  => $user->user_login,
+				'active' => Firm_Bridge_People::active( (int) $user->ID ),
+			)
+		);
+	}
+
+	/**
+	 * WordPress's own password check, with nothing but passwords counting: application
+	 * passwords are for API clients, not for signing in to chat.
+	 *
+	 * @param string $login    Login or e-mail address.
+	 * @param string $password Password.
+	 * @return WP_User|null
+	 */
+	private static function authenticate( $login, $password ) {
+		$exists = get_user_by( 'login', $login ) || ( is_email( $login ) && get_user_by( 'email', $login ) );
+		if ( ! $exists ) {
+			// Spend what a real check spends, so timing does not tell unknown logins apart.
+			wp_check_password( $password, '$P$BJ4Lxl7D8kX1x7bQ1oqGq9aQ9k7cW1.' );
+		}
+		add_filter( 'application_password_is_api_request', '__return_false', 999 );
+		try {
+			$user = wp_authenticate( $login, $password );
+		} finally {
+			remove_filter( 'application_password_is_api_request', '__return_false', 999 );
+		}
+		return ( $user instanceof WP_User ) ? $user : null;
+	}
+
+	/**
+	 * Records a request id; false if it was used before. Atomic: the primary key decides.
+	 *
+	 * @param string $request_id Request id.
+	 * @return bool
+	 */
+	public static function claim( $request_id ) {
+		global $wpdb;
+		$table = self::table();
+		$rows  = $wpdb->query(
+			$wpdb->prepare( "INSERT IGNORE INTO {$table} (request_id, received_at) VALUES (%s, %d)", $request_id, time() )
+		);
+		return 1 === (int) $rows;
+	}
+
+	/**
+	 * Forgets ids older than any timestamp the check still accepts.
+	 */
+	public static function prune() {
+		global $wpdb;
+		$table = self::table();
+		$wpdb->query( $wpdb->prepare( "DELETE FROM {$table} WHERE received_at < %d", time() - 2 * Firm_Bridge_Settings::MAX_SKEW ) );
+	}
+
+	/**
+	 * @param string $login Login as given.
+	 * @return string Transient name.
+	 */
+	private static function limit_key( $login ) {
+		return 'firm_bridge_lc_' . md5( strtolower( trim( $login ) ) );
+	}
+
+	/**
+	 * @param string $field   Field at fault.
+	 * @param string $message What is wrong.
+	 * @return WP_Error
+	 */
+	private static function bad( $field, $message ) {
+		return new WP_Error(
+			'firm_bridge_bad_field',
+			$field . ': ' . $message,
+			array(
+				'status' => 400,
+				'field'  => $field,
+			)
+		);
+	}
+}
