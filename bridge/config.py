@@ -147,7 +147,7 @@ SCHEMA: list[tuple[str, _Check, Any]] = [
     ("homeserver.admin_token", _optional_str, None),
     ("audit.signing_key", _str, "audit-signing.key"),
     ("audit.whois_cache", _positive, 300),
-    ("audit.whois_wait", _positive, 10),
+    ("audit.whois_wait", _positive, 15),
     ("audit.gap_fill_max_events", _positive_int, 10000),
     ("retention.enabled", _bool, False),
     ("retention.interval", _positive, 86400),

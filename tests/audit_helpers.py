@@ -35,7 +35,7 @@ async def running_firm(
         homeserver,
         db_uri,
         tmp_path,
-        **{"homeserver.admin_token": homeserver.admin_token, "audit.whois_wait": 5, **overrides},
+        **{"homeserver.admin_token": homeserver.admin_token, "audit.whois_wait": 15, **overrides},
     )
     bridge = await start_bridge(config, homeserver)
     client = ProvisioningClient(f"http://127.0.0.1:{homeserver.bridge_port}", SECRET)

@@ -53,7 +53,7 @@ class Sealer:
         *,
         batch: int = 2000,
         poll_interval: float = 1.0,
-        whois_wait: float = 10.0,
+        whois_wait: float = 15.0,
     ) -> None:
         self.db = db
         self.whois = whois
@@ -130,11 +130,12 @@ class Sealer:
             info = self.whois.cached(r["sender"])
             if (
                 r["device_id"] is not None
-                and (info is None or r["device_id"] not in info.devices)
+                and (info is None or not info.knows_address_of(r["device_id"]))
                 and now - r["recorded_at"] < self.whois_wait * 1000
             ):
-                # A device the homeserver has not reported yet (a login a moment ago): hold the
-                # chain here briefly rather than seal the record without its address.
+                # A device whose address the homeserver has not reported yet (a login a moment
+                # ago; Synapse writes client addresses in batches): hold the chain here briefly
+                # rather than seal the record without its address.
                 return rows[:i], addresses
             addresses[r["id"]] = client_address(info, r["device_id"])
         return rows, addresses

@@ -142,6 +142,10 @@ class ClientInfo:
     connections: tuple[Connection, ...] = ()
     devices: Mapping[str, Connection] = attrs.field(factory=dict)
 
+    def knows_address_of(self, device_id: str) -> bool:
+        dev = self.devices.get(device_id)
+        return dev is not None and bool(dev.ip)
+
 
 def client_address(info: ClientInfo | None, device_id: str | None) -> tuple[str | None, str | None]:
     """The address and user agent to attach to a record.

@@ -76,7 +76,9 @@ class WhoisCache:
         fetched, info = entry
         if now - fetched < MIN_REFRESH:
             return False
-        return now - fetched > self.ttl or (device_id is not None and device_id not in info.devices)
+        return now - fetched > self.ttl or (
+            device_id is not None and not info.knows_address_of(device_id)
+        )
 
     async def refresh(self, wanted: Iterable[tuple[str, str | None]]) -> None:
         """Fetch the people whose entries are missing, old, or lack a device named."""
