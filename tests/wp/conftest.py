@@ -89,9 +89,9 @@ class WpFirm:
 
 @asynccontextmanager
 async def _wp_firm(
-    site: WordPressSite, homeserver: Homeserver, db_uri: str, tmp_path: Path
+    site: WordPressSite, homeserver: Homeserver, db_uri: str, tmp_path: Path, **overrides: Any
 ) -> AsyncIterator[WpFirm]:
-    bp = BridgeProcess(make_config(homeserver, db_uri, tmp_path), homeserver)
+    bp = BridgeProcess(make_config(homeserver, db_uri, tmp_path, **overrides), homeserver)
     await bp.start()
     api = ProvisioningClient(bp.url, SECRET)
     await site.configure(bp.url, SECRET, homeserver.url)
