@@ -31,6 +31,7 @@ from .wordpress import WordPress
 
 log = logging.getLogger("bridge")
 TXN_KEEP = 7 * 24 * 3600
+STOP_TIMEOUT = 15
 
 
 @web.middleware
@@ -162,7 +163,9 @@ class Bridge:
         await self.audit.start()
         if self.media is not None:
             await self.media.start()
-        self._runner = web.AppRunner(self.make_app(), access_log=None)
+        self._runner = web.AppRunner(
+            self.make_app(), access_log=None, shutdown_timeout=STOP_TIMEOUT
+        )
         await self._runner.setup()
         site = web.TCPSite(
             self._runner, self.config["appservice.hostname"], self.config["appservice.port"]
@@ -230,7 +233,11 @@ class Bridge:
         await self.module_client.close()
         if self.wordpress is not None:
             await self.wordpress.close()
-        await self.db.stop()
+        try:
+            # Waits for every pooled connection to come back; a leak must not hang shutdown.
+            await asyncio.wait_for(self.db.stop(), STOP_TIMEOUT)
+        except TimeoutError:
+            log.error("Database connections still in use after %ds; stopping anyway", STOP_TIMEOUT)
         log.info("Bridge stopped")
 
 

@@ -285,17 +285,24 @@ class Reconciler:
 
         room_id = matter.room_id
         if room_id is None:
-            # After a crash between createRoom and saving its id, the alias finds the room.
-            room_id = await self.hs.resolve_alias(alias)
-            if room_id is None:
+            try:
                 room_id = await self._create_room(matter, alias, state, power, members)
+            except MatrixRequestError as e:
+                # After a crash between createRoom and saving its id, the alias is taken by the
+                # room made then: adopt it rather than make a second.
+                room_id = (
+                    await self.hs.resolve_alias(alias) if e.errcode == "M_ROOM_IN_USE" else None
+                )
+                if room_id is None:
+                    raise
+                log.info("Adopted room %s for matter %s by its alias", room_id, wp_id)
+                await self._save_room(wp_id, room_id)
+            else:
                 await self._save_room(wp_id, room_id)
                 for mxid in members:
                     await self.hs.join_as(room_id, mxid)
                     metrics.REPAIRS.labels("join").inc()
                 return
-            log.info("Adopted room %s for matter %s by its alias", room_id, wp_id)
-            await self._save_room(wp_id, room_id)
         await self._converge_room(wp_id, room_id, state, power, members)
 
     async def _save_room(self, wp_id: int, room_id: str) -> None:
@@ -319,7 +326,8 @@ class Reconciler:
                 "name": state["m.room.name"]["name"],
                 "topic": state["m.room.topic"]["topic"],
                 "room_alias_name": matter.alias_localpart,
-                "creation_content": {"m.federate": False},
+                # The matter id keeps create events (and so room ids, in version 12) distinct.
+                "creation_content": {"m.federate": False, "org.firm.matter": matter.wp_id},
                 "initial_state": initial,
                 "power_level_content_override": power,
                 "invite": sorted(members),

@@ -352,3 +352,17 @@ async def test_homeserver_down_then_up(firm: Firm) -> None:
         server.start()
     data = await firm.wait_synced("matter", 10, timeout=60)
     assert await firm.hs.joined(data["room_id"]) == {BOT, mx(firm, "pat"), mx(firm, "cal")}
+
+
+async def test_room_made_before_a_crash_is_adopted_not_made_twice(firm: Firm) -> None:
+    data = await small_firm(firm)
+    # As if the bridge died between createRoom and saving the room id.
+    await firm.bridge.db.execute(
+        "UPDATE matter SET room_id = NULL, desired_version = desired_version + 1 WHERE wp_id = $1",
+        firm.pid(10),
+    )
+    firm.bridge.reconciler.notify([("matter", firm.pid(10))])
+    again = await firm.wait_synced("matter", 10)
+    assert again["room_id"] == data["room_id"]
+    rooms = await firm.hs.admin_get(f"/_synapse/admin/v1/rooms?search_term=M-{firm.tag}-10")
+    assert rooms["total_rooms"] == 1

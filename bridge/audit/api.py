@@ -17,8 +17,7 @@ from mautrix.util.async_db import Database
 from .. import metrics
 from ..db import store as firm_store
 from ..db import transaction
-from ..provisioning.api import MAX_BODY, PREFIX, ApiError
-from ..provisioning.signing import SignatureError, verify
+from ..provisioning.api import PREFIX, ApiError, verified
 from .query import AuditQuery, BadQuery, exported, parse_query, parse_time, to_csv
 from .records import now_ms
 from .service import AuditService
@@ -50,21 +49,7 @@ class AuditAPI:
     ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def wrapped(request: web.Request) -> web.StreamResponse:
             try:
-                body = await request.read()
-                if len(body) > MAX_BODY:
-                    raise ApiError(413, "FIRM_TOO_LARGE", "request body is too large", "body")
-                try:
-                    request_id = verify(
-                        self._secret,
-                        request.method,
-                        request.raw_path,
-                        request.headers,
-                        body,
-                        time.time(),
-                        self.max_skew,
-                    )
-                except SignatureError as e:
-                    raise ApiError(401, "FIRM_UNAUTHORIZED", e.message, e.field) from None
+                _, request_id = await verified(request, self._secret, self.max_skew)
                 params: dict[str, str] = {}
                 for key, value in request.query.items():
                     if key in params:

@@ -21,6 +21,8 @@ from . import store
 from .records import client_address, event_row, media_ids, now_ms
 from .whois import WhoisCache
 
+# Seconds between a transaction and the sealer's look at it (gathers a stream into batches).
+WAKE_DELAY = 0.25
 log = logging.getLogger("bridge.audit.ingest")
 
 
@@ -61,14 +63,22 @@ class Sealer:
         self.poll_interval = poll_interval
         self.whois_wait = whois_wait
         self._wake = asyncio.Event()
+        self._wake_pending = False
         self._lock = asyncio.Lock()
         self.sealed = 0
 
     def wake(self) -> None:
         # Called from inside a DB transaction that has not committed yet; a short delay lets it
-        # commit before the sealer looks (the poll interval catches anything later), and lets
-        # a busy stream gather into larger batches.
-        asyncio.get_running_loop().call_later(0.05, self._wake.set)
+        # commit before the sealer looks (the poll interval catches anything later), and one
+        # pending wake-up at a time gathers a busy stream into larger batches.
+        if self._wake_pending:
+            return
+        self._wake_pending = True
+        asyncio.get_running_loop().call_later(WAKE_DELAY, self._fire)
+
+    def _fire(self) -> None:
+        self._wake_pending = False
+        self._wake.set()
 
     async def run(self) -> None:
         while True:

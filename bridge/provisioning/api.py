@@ -40,6 +40,20 @@ class ApiError(Exception):
         return web.json_response(body, status=self.status)
 
 
+async def verified(request: web.Request, secret: str, max_skew: float) -> tuple[bytes, str]:
+    """The request's body and request id, once its size and signature are checked."""
+    body = await request.read()
+    if len(body) > MAX_BODY:
+        raise ApiError(413, "FIRM_TOO_LARGE", "request body is too large", "body")
+    try:
+        request_id = verify(
+            secret, request.method, request.raw_path, request.headers, body, time.time(), max_skew
+        )
+    except SignatureError as e:
+        raise ApiError(401, "FIRM_UNAUTHORIZED", e.message, e.field) from None
+    return body, request_id
+
+
 class ProvisioningAPI:
     def __init__(
         self,
@@ -78,21 +92,7 @@ class ProvisioningAPI:
     ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def wrapped(request: web.Request) -> web.StreamResponse:
             try:
-                body = await request.read()
-                if len(body) > MAX_BODY:
-                    raise ApiError(413, "FIRM_TOO_LARGE", "request body is too large", "body")
-                try:
-                    request_id = verify(
-                        self._secret,
-                        request.method,
-                        request.raw_path,
-                        request.headers,
-                        body,
-                        time.time(),
-                        self.max_skew,
-                    )
-                except SignatureError as e:
-                    raise ApiError(401, "FIRM_UNAUTHORIZED", e.message, e.field) from None
+                body, request_id = await verified(request, self._secret, self.max_skew)
                 try:
                     raw_id = request.match_info.get("wp_id")
                     wp_id = 0 if raw_id is None else parse_wp_id(raw_id)
