@@ -13,10 +13,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 import pytest
-from aiohttp import web
 from ruamel.yaml import YAML
-from wp_standin import PATH as WP_PATH
-from wp_standin import WordPressStandIn
 
 from bridge import registration as reg
 from bridge.app import Bridge, setup_logging
@@ -29,8 +26,6 @@ DOMAIN = "firm.test"
 PG_DSN = os.environ.get("FIRM_TEST_PG", "postgres://postgres@127.0.0.1:5432")
 SECRET = secrets.token_urlsafe(48)
 MODULE_SECRET = secrets.token_urlsafe(48)
-# Set once the session's WordPress stand-in listens (see the `wordpress` fixture).
-WORDPRESS: dict[str, Any] = {"url": None}
 
 
 def module_config(bridge_port: int) -> dict:
@@ -63,7 +58,6 @@ def bridge_config_data(port: int, hs_url: str, db_uri: str, **overrides: Any) ->
         "database": {"uri": db_uri},
         "provisioning": {"shared_secret": SECRET},
         "homeserver_module": {"shared_secret": MODULE_SECRET},
-        "wordpress": {"login_check_url": WORDPRESS["url"], "timeout": 5},
         "policy": {"file": str(ROOT / "config" / "policy.yaml")},
         "reconciler": {
             "poll_interval": 0.2,
@@ -154,21 +148,6 @@ def homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Homeserver]
         yield Homeserver(server, port, reg_path, admin)
     finally:
         server.stop()
-
-
-@pytest.fixture(scope="session", autouse=True)
-async def wordpress() -> AsyncIterator[WordPressStandIn]:
-    """The WordPress login check every bridge in the session is pointed at."""
-    standin = WordPressStandIn(SECRET)
-    runner = web.AppRunner(standin.app())
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    WORDPRESS["url"] = f"http://127.0.0.1:{port}{WP_PATH}"
-    try:
-        yield standin
-    finally:
-        await runner.cleanup()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

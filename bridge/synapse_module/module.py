@@ -137,6 +137,8 @@ class FirmPolicyModule:
         """Evaluate; a refusal is re-checked on fresh state, so a change the bridge just made (an
         assignment, a new room) is not refused for lag."""
         current = self._current()
+        if current is None and await self.refresh():  # e.g. just after start-up
+            current = self._current()
         if current is None:
             return _refuse("the firm's state cannot be read right now")
         decision: Decision = question(*current)
