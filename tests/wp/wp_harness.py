@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import re
 import secrets
 import shutil
+import signal
 import socket
 import time
 import uuid
@@ -179,6 +181,8 @@ class WordPressSite:
             stdout=self._server_log,
             stderr=self._server_log,
             env=self.env(PHP_CLI_SERVER_WORKERS="4"),
+            # Its own process group: the workers it forks are stopped with it.
+            start_new_session=True,
         )
         deadline = time.monotonic() + 30
         async with aiohttp.ClientSession() as s:
@@ -195,12 +199,16 @@ class WordPressSite:
 
     async def stop(self) -> None:
         if self.server and self.server.returncode is None:
-            self.server.terminate()
+            os.killpg(self.server.pid, signal.SIGTERM)
             try:
                 await asyncio.wait_for(self.server.wait(), 10)
             except TimeoutError:
-                self.server.kill()
+                os.killpg(self.server.pid, signal.SIGKILL)
                 await self.server.wait()
+        if self.server:
+            # The forked workers outlive their parent unless the group is told too.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.server.pid, signal.SIGKILL)
         if self._server_log:
             self._server_log.close()
         await self._php_script_inline(
