@@ -3,7 +3,6 @@ reactions, reading the audit tables, and the signed audit API."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
@@ -19,6 +18,7 @@ from dbscan import scan_postgres, scan_sqlite
 from e2ee_client import DeviceClient
 from mautrix.crypto.attachments import encrypt_attachment
 from mautrix.types import EventType, MediaMessageEventContent, MessageType, RoomID
+from test_reconciler import eventually
 from yarl import URL
 
 from bridge.app import Bridge
@@ -44,17 +44,6 @@ async def running_firm(
     finally:
         await client.close()
         await bridge.stop()
-
-
-async def eventually(check: Any, timeout: float = 30, interval: float = 0.2) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last value {value!r})")
-        await asyncio.sleep(interval)
 
 
 async def matter_with_people(firm: Firm, n: int = 10, **matter_fields: Any) -> str:
