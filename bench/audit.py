@@ -14,7 +14,9 @@ What one run does, side by side in the same run:
    Synapse: Megolm-encrypted messages from real device clients, reactions, membership and state)
    to it, one PUT at a time like Synapse, each event with a fresh event id, across 50 rooms,
    until --events events were sent; with the audit, until all of them are sealed in the chain.
-3. Samples the bridge process's resident memory every second.
+3. Samples the bridge process's resident memory every second, and measures the CPU time of the
+   bridge and of every PostgreSQL process on the machine over the run (the bridge is pinned to
+   one core; PostgreSQL runs beside it, so its share is reported rather than hidden).
 4. Runs `python -m bridge.audit verify` on the chain and times it (and its peak memory).
 
 Results go to bench/results/audit-<time>.json. PostgreSQL: FIRM_BENCH_PG
@@ -39,6 +41,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 import psutil
+from common import machine_info
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / "data" / "audit-transactions.json"
@@ -144,6 +147,21 @@ async def wait_listening(port: int, proc: subprocess.Popen) -> None:
     raise SystemExit("the bridge did not start")
 
 
+def postgres_cpu() -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL process (backends, WAL writer, checkpointer)."""
+    found: dict[int, float] = {}
+    for p in psutil.process_iter(["name", "cpu_times"]):
+        if p.info["name"] in ("postgres", "postmaster") and p.info["cpu_times"] is not None:
+            t = p.info["cpu_times"]
+            found[p.pid] = t.user + t.system
+    return found
+
+
+def cpu_since(before: dict[int, float], after: dict[int, float]) -> float:
+    # A process that started during the run counts in full; one that ended is not seen.
+    return sum(t - before.get(pid, 0.0) for pid, t in after.items())
+
+
 async def run_one(
     mode: str, events: int, txn_size: int, work: Path, keep_db: bool
 ) -> dict[str, Any]:
@@ -167,6 +185,7 @@ async def run_one(
         sent = 0
         start = time.monotonic()
         cpu0 = ps.cpu_times()
+        pg0 = postgres_cpu()
         next_sample = start
         url = f"http://127.0.0.1:{port}/_matrix/app/v1/transactions/"
         headers = {"Authorization": f"Bearer {HS_TOKEN}", "Content-Type": "application/json"}
@@ -210,6 +229,7 @@ async def run_one(
                 await conn.close()
         elapsed = time.monotonic() - start
         cpu1 = ps.cpu_times()
+        pg_cpu = cpu_since(pg0, postgres_cpu())
         samples.append((round(elapsed, 1), sent, ps.memory_info().rss))
         result: dict[str, Any] = {
             "mode": mode,
@@ -219,6 +239,7 @@ async def run_one(
             "sent_seconds": round(sent_at, 2),
             "events_per_second": round(events / elapsed),
             "bridge_cpu_seconds": round((cpu1.user + cpu1.system) - (cpu0.user + cpu0.system), 2),
+            "postgres_cpu_seconds": round(pg_cpu, 2),
             "rss_mb": [(s0, n, round(rss / 2**20, 1)) for s0, n, rss in samples],
         }
         if mode == "audit":
@@ -280,7 +301,7 @@ async def main_bench(args: argparse.Namespace) -> None:
     import tempfile
 
     work = Path(tempfile.mkdtemp(prefix="audit-bench-"))
-    results = {}
+    results: dict[str, Any] = {"machine": machine_info()}
     for mode in ("baseline", "audit"):
         print(f"{mode}: sending {args.events} events ...", flush=True)
         r = await run_one(mode, args.events, args.txn_size, work, args.keep_db)
@@ -288,7 +309,8 @@ async def main_bench(args: argparse.Namespace) -> None:
         results[mode] = r
         print(
             f"  {r['events_per_second']} events/s over {r['seconds']} s;"
-            f" bridge CPU {r['bridge_cpu_seconds']} s; memory {r['memory']}",
+            f" bridge CPU {r['bridge_cpu_seconds']} s, PostgreSQL CPU {r['postgres_cpu_seconds']} s;"
+            f" memory {r['memory']}",
             flush=True,
         )
     a, b = results["audit"], results["baseline"]
@@ -299,11 +321,17 @@ async def main_bench(args: argparse.Namespace) -> None:
         "ratio_audit_to_baseline": round(a["events_per_second"] / b["events_per_second"], 3),
         "target_events_per_second": 5000,
         "audit_bridge_cpu_us_per_event": round(a["bridge_cpu_seconds"] / a["events"] * 1e6, 1),
+        "audit_postgres_cpu_us_per_event": round(a["postgres_cpu_seconds"] / a["events"] * 1e6, 1),
+        # If the bridge and PostgreSQL had to share one core: events per CPU-second of both.
+        "audit_events_per_cpu_second_bridge_and_postgres": round(
+            a["events"] / (a["bridge_cpu_seconds"] + a["postgres_cpu_seconds"])
+        ),
         "verify_seconds": a["verify"]["seconds"],
         "verify_output": a["verify"]["output"],
         "verify_peak_rss_mb": a["verify"]["peak_rss_mb"],
         "memory": a["memory"],
         "work_dir": str(work),
+        "loadavg_end": [round(x, 2) for x in os.getloadavg()],
     }
     results["summary"] = summary
     RESULTS.mkdir(exist_ok=True)
@@ -353,9 +381,12 @@ async def record() -> None:
         captured.append({"events": body.get("events", [])})
         return web.json_response({})
 
+    async def ping(request: web.Request) -> web.Response:
+        return web.json_response({})
+
     app = web.Application()
     app.router.add_put("/_matrix/app/v1/transactions/{txn}", txn)
-    app.router.add_post("/_matrix/app/v1/ping", lambda r: web.json_response({}))
+    app.router.add_post("/_matrix/app/v1/ping", ping)
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()

@@ -33,11 +33,9 @@ import asyncio
 import io
 import json
 import os
-import platform
 import shutil
 import statistics
 import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from common import machine_info
 from PIL import Image, ImageChops, ImageFilter
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -156,34 +155,6 @@ async def photo_uploads(
     return times
 
 
-def machine() -> dict[str, Any]:
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(
-                ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10
-            ).stdout.strip()
-        except OSError:
-            return ""
-
-    cpu = ""
-    try:
-        cpu = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
-    except (OSError, StopIteration):
-        pass
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "python": platform.python_version(),
-        "loadavg": os.getloadavg(),
-        "commit": git("rev-parse", "--short", "HEAD"),
-        "uncommitted_under_bridge": len(git("status", "--porcelain", "bridge").splitlines()),
-    }
-
-
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="firm-media-bench-"))
     size = args.size_mb * MB
@@ -191,7 +162,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": machine_info(),
         "size_mb": args.size_mb,
     }
     ok = False
@@ -306,8 +277,8 @@ def report(out: dict[str, Any]) -> str:
         [
             "",
             f"Command: {out['command']}",
-            f"Machine: {out['machine']['nproc']} CPUs, {out['machine']['cpu']}, load "
-            f"{out['machine']['loadavg'][0]:.2f} at start",
+            f"Machine: {out['machine']['nproc']} CPUs, {out['machine']['cpu_model']}, load "
+            f"{out['machine']['loadavg_start'][0]:.2f} at start",
             "",
             f"Download {out['size_mb']} MB, median of {len(t['rounds'])} alternating rounds:",
             f"  direct from Synapse  {t['median_direct_mb_s']:>8.1f} MB/s",

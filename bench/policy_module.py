@@ -23,7 +23,6 @@ import asyncio
 import gc
 import json
 import os
-import platform
 import random
 import secrets
 import shutil
@@ -44,6 +43,7 @@ from urllib.parse import quote
 import aiohttp
 import psutil
 from aiohttp import web
+from common import machine_info
 from ruamel.yaml import YAML
 
 from bridge import registration as reg
@@ -1059,48 +1059,6 @@ def invite_figures(
 
 
 # --- the run ----------------------------------------------------------------------------------
-
-
-def machine_info() -> dict[str, Any]:
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        import synapse
-
-        synapse_version = str(synapse.__version__)
-    except Exception:
-        synapse_version = "?"
-    git: dict[str, Any] = {}
-    try:
-        git["commit"] = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "bridge"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        git["bridge_dirty_files"] = len(dirty.splitlines())
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return {
-        "nproc": os.cpu_count(),
-        "affinity_cpus": len(os.sched_getaffinity(0)),
-        "cpu_model": model,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "synapse": synapse_version,
-        "loadavg_start": [round(x, 2) for x in os.getloadavg()],
-        "git": git,
-    }
 
 
 def verdict(ok: bool) -> str:

@@ -23,11 +23,8 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import secrets
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,10 +40,12 @@ import aiohttp
 import asyncpg
 import psutil
 from aiohttp import web
+from common import machine_info
 
 from bridge import registration as reg
 from bridge.config import parse
 from bridge.devtools.client import ProvisioningClient
+from bridge.devtools.process import BridgeProcess
 from bridge.devtools.synapse import SynapseServer, free_port
 from bridge.model import Matter, MatterStatus, Role
 from bridge.policy import Policy
@@ -310,56 +309,6 @@ async def bounded(concurrency: int, items: Iterable[T], fn: Callable[[T], Awaita
 
 
 # --- bridge process ---------------------------------------------------------------------------
-
-
-class BridgeProcess:
-    def __init__(self, config: Path, registration: Path, log_path: Path) -> None:
-        self.config = config
-        self.registration = registration
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> int:
-        with self.log_path.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "bridge",
-                    "-c",
-                    str(self.config),
-                    "-r",
-                    str(self.registration),
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                cwd=ROOT,
-            )
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self) -> int | None:
-        proc = self.proc
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        return proc.returncode
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
 
 
 async def wait_bridge_up(api: ProvisioningClient, bridge: BridgeProcess, timeout: float) -> None:
@@ -728,49 +677,6 @@ async def check_moves(
 
 
 # --- the run ----------------------------------------------------------------------------------
-
-
-def machine_info() -> dict[str, Any]:
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        import synapse
-
-        synapse_version = str(synapse.__version__)
-    except Exception:
-        synapse_version = "?"
-    git: dict[str, Any] = {}
-    try:
-        git["commit"] = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "bridge"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        git["bridge_dirty_files"] = len(dirty.splitlines())
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return {
-        "nproc": os.cpu_count(),
-        "affinity_cpus": len(os.sched_getaffinity(0)),
-        "cpu_model": model,
-        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "synapse": synapse_version,
-        "loadavg_start": [round(x, 2) for x in os.getloadavg()],
-        "git": git,
-    }
 
 
 def phase_record(meter: Meter, **extra: Any) -> dict[str, Any]:

@@ -50,5 +50,5 @@ if ! mariadb-admin --protocol=tcp -h 127.0.0.1 -u root ping >/dev/null 2>&1; the
 fi
 
 .venv/bin/ruff check bridge tests bench
-.venv/bin/mypy bridge
+.venv/bin/mypy bridge bench
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

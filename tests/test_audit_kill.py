@@ -5,8 +5,6 @@ chain verifies."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -99,8 +97,7 @@ async def test_sigkill_during_burst_loses_nothing(
             return sum(1 for e in sent if e in counts) >= 300
 
         await eventually(some_audited, timeout=180, interval=0.05)
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        proc.kill()
         at_kill = await audited_counts(db_uri)
         try:
             await sending  # the homeserver keeps taking events while the bridge is down
@@ -109,7 +106,7 @@ async def test_sigkill_during_burst_loses_nothing(
         assert len(sent) == BURST and len(set(sent)) == BURST
         assert sum(1 for e in sent if e in at_kill) < BURST, "the burst ended before the kill"
 
-        proc = spawn(config.path, homeserver.registration_path, log)
+        proc.start()
         await wait_up(api, proc)
 
         async def all_audited() -> bool:
@@ -129,10 +126,5 @@ async def test_sigkill_during_burst_loses_nothing(
     finally:
         for dc in clients:
             await dc.stop()
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        proc.stop(timeout=15)
         await api.close()

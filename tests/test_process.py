@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import aiohttp
@@ -13,23 +10,21 @@ from conftest import DOMAIN, SECRET, Homeserver, make_config
 from test_reconciler import eventually
 
 from bridge.devtools.client import ProvisioningClient
+from bridge.devtools.process import BridgeProcess
 from bridge.devtools.synapse import free_port
 
 MATTERS = 12
 
 
-def spawn(config: Path, registration: Path, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "bridge", "-c", str(config), "-r", str(registration)],
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+def spawn(config: Path, registration: Path, log: Path) -> BridgeProcess:
+    proc = BridgeProcess(config, registration, log)
+    proc.start()
+    return proc
 
 
-async def wait_up(api: ProvisioningClient, proc: subprocess.Popen) -> None:
+async def wait_up(api: ProvisioningClient, proc: BridgeProcess) -> None:
     async def up() -> bool:
-        assert proc.poll() is None, "bridge exited"
+        assert proc.alive(), f"bridge exited:\n{proc.log_tail()}"
         try:
             status, _ = await api.get_person(1)
         except aiohttp.ClientError:
@@ -91,11 +86,10 @@ async def test_killed_mid_way_then_restarted(
             return done
 
         created = await eventually(some_rooms, interval=0.05)
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        proc.kill()
         assert created < MATTERS, "everything converged before the kill; nothing was interrupted"
 
-        proc = spawn(config.path, homeserver.registration_path, log)
+        proc.start()
         await wait_up(api, proc)
 
         async def all_synced() -> bool:
@@ -136,12 +130,7 @@ async def test_killed_mid_way_then_restarted(
         ]
         assert float(lag[0].split()[-1]) > 0
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        proc.stop(timeout=15)
         await api.close()
     assert proc.returncode == 0, "bridge did not stop cleanly on SIGTERM"
     output = log.read_text()
@@ -173,6 +162,5 @@ async def test_sigterm_while_homeserver_unreachable(tmp_path: Path, homeserver: 
         assert status == 200 and body["sync"]["state"] in ("pending", "retrying")
     finally:
         await api.close()
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=15) == 0
+        assert proc.stop(timeout=15) == 0
     assert "Homeserver not reachable" in log.read_text()

@@ -13,9 +13,6 @@ import asyncio
 import hashlib
 import os
 import secrets
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,6 +24,7 @@ from ruamel.yaml import YAML
 
 from .. import registration as reg
 from ..config import parse
+from .process import BridgeProcess
 from .synapse import SynapseServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -77,7 +75,7 @@ class MediaStack:
         with self.config_path.open("w") as f:
             YAML().dump(data, f)
         self.as_token = reg.load(self.reg_path).as_token
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.bridge = BridgeProcess(self.config_path, self.reg_path, self.log_path)
 
     @property
     def hs_url(self) -> str:
@@ -85,32 +83,15 @@ class MediaStack:
 
     @property
     def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
+        return self.bridge.pid
 
     async def start(self, timeout: float = 90) -> None:
         await asyncio.to_thread(self.synapse.start)
-        with self.log_path.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "bridge",
-                    "-c",
-                    str(self.config_path),
-                    "-r",
-                    str(self.reg_path),
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                cwd=ROOT,
-            )
+        self.bridge.start()
         deadline = time.monotonic() + timeout
         async with aiohttp.ClientSession() as s:
             while True:
-                if self.proc.poll() is not None:
+                if not self.bridge.alive():
                     raise RuntimeError(f"the bridge exited:\n{self.log_tail()}")
                 try:
                     async with s.get(f"{self.gateway}/_matrix/media/v3/config") as r:
@@ -125,20 +106,11 @@ class MediaStack:
                 await asyncio.sleep(0.1)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        self.bridge.stop()
         self.synapse.stop()
 
     def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        return self.bridge.log_tail(lines)
 
     async def user(self, localpart: str) -> tuple[str, str]:
         """A new account in the bridge's namespace and an access token of its own."""
