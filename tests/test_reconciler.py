@@ -259,6 +259,54 @@ async def test_departure(firm: Firm) -> None:
     assert gone["active"] is False and gone["matters"] == []
 
 
+async def test_matter_whose_client_departed_still_takes_updates(firm: Firm) -> None:
+    """A matter opens for a client; once its only client has left it must still be closable,
+    held and staffed (WordPress then sends it with no client)."""
+    await firm.person(1, "pam", "partner")
+    await firm.person(2, "ada", "associate")
+    await firm.person(4, "cy", "client")
+    body = {"number": f"M-{firm.tag}-12", "title": "Estate", "privileged": False}
+    status, data = await firm.api.put_matter(
+        firm.pid(12), {**body, "clients": [], "responsible_partner": firm.pid(1)}
+    )
+    assert (status, data["field"]) == (400, "clients"), data  # a new matter needs its client
+    status, data = await firm.api.get_matter(firm.pid(12))
+    assert status == 404
+    await firm.matter(12, **body, clients=[4], responsible_partner=1)
+    room = (await firm.wait_synced("matter", 12))["room_id"]
+    status, resp = await firm.api.deactivate(firm.pid(4))
+    assert status == 200, resp
+    await firm.wait_synced("matter", 12)
+    assert (await firm.hs.members(room))[mx(firm, "cy")] == "leave"
+
+    status, data = await firm.api.put_matter(
+        firm.pid(12),
+        {
+            **body,
+            "clients": [],
+            "responsible_partner": firm.pid(1),
+            "associates": [firm.pid(2)],
+            "legal_hold": True,
+            "status": "closed",
+        },
+    )
+    assert status == 200, data
+    assert data["status"] == "closed"
+    assert {(a["wp_id"], a["capacity"]) for a in data["assignments"]} == {
+        (firm.pid(1), "responsible_partner"),
+        (firm.pid(2), "associate"),
+    }
+    data = await firm.wait_synced("matter", 12)
+    assert data["room_id"] == room
+    joined = await firm.hs.joined(room)
+    assert mx(firm, "ada") in joined and mx(firm, "cy") not in joined
+    async with firm.bridge.db.acquire() as conn:  # type: ignore[var-annotated]
+        hold = await conn.fetchval(
+            "SELECT legal_hold FROM matter_retention WHERE matter_id = $1", firm.pid(12)
+        )
+    assert hold
+
+
 async def test_bridge_has_no_device_or_keys(firm: Firm) -> None:
     await small_firm(firm)
     status, devices = await firm.hs.as_request("GET", "/_matrix/client/v3/devices")

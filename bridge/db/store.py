@@ -303,8 +303,12 @@ async def upsert_matter(
                 raise BadField(name, f"person {pid} has departed")
             if not policy.may_hold_capacity(person.role, capacity):
                 raise BadField(name, f"person {pid} is a {person.role.value}")
-    await save_matter_retention(conn, wp_id, data, time.time())
     old = await get_matter(conn, wp_id)
+    if old is None and Capacity.CLIENT not in data.assignments.values():
+        # A matter is opened for a client. Later it may have none (its client departed) and
+        # must still take updates: closing it, a legal hold, new attorneys.
+        raise BadField("clients", "a matter needs at least one client")
+    await save_matter_retention(conn, wp_id, data, time.time())
     if old is None:
         alias = f"{alias_prefix}{slug(data.number, str(wp_id))}"
         if await conn.fetchval("SELECT 1 FROM matter WHERE alias_localpart = $1", alias):

@@ -176,8 +176,6 @@ def parse_matter(raw: Any) -> MatterInput:
                     field, f"person {pid} is already assigned as {assignments[pid].value}"
                 )
             assignments[pid] = capacity
-    if not groups[0][2]:
-        raise BadField("clients", "a matter needs at least one client")
     return MatterInput(
         number=_text(body, "number"),
         title=_text(body, "title"),

@@ -148,3 +148,13 @@ async def test_suspension_and_deletion_are_departures_mirrored_in_wordpress(wp: 
         f"/_firm/v1/people/{client}/deactivate",
         "delivered",
     )
+
+    # The matter's only client has gone; the firm can still put it on legal hold and close it.
+    before = await site.last_outbox_id()
+    await site.update_matter(
+        matter, meta={"firm_matter_legal_hold": True, "firm_matter_status": "closed"}
+    )
+    m = await wp.wait_bridge("matter", matter, status="closed")
+    assert all(a["capacity"] != "client" for a in m["assignments"]), m["assignments"]
+    rows = await site.wait_delivered(before)
+    assert [(r["object_type"], r["status"]) for r in rows] == [("matter", "delivered")], rows
