@@ -374,7 +374,6 @@ async def run(args: argparse.Namespace) -> int:
     bridge: Bridge | None = None
     try:
         async with aiohttp.ClientSession() as http:
-            admin_token = await demo.admin_login(http, server)
             bridge = Bridge(demo.config, reg.load(demo.reg_path))
             try:
                 await bridge.start()
@@ -382,6 +381,8 @@ async def run(args: argparse.Namespace) -> int:
                 raise DemoError(
                     f"the bridge cannot listen on port {demo.bridge_port}: {e}"
                 ) from None
+            # After the bridge: the homeserver's module asks it about every password login.
+            admin_token = await demo.admin_login(http, server)
             api = ProvisioningClient(
                 f"http://127.0.0.1:{demo.bridge_port}",
                 demo.config["provisioning.shared_secret"],

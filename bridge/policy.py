@@ -29,6 +29,8 @@ CONVERSATION_RULES = (
 )
 DEFAULT_MAX_GROUP_SIZE = 8
 ROOM_ENCRYPTION = {"algorithm": "m.megolm.v1.aes-sha2"}
+# A matter room's creation content names its matter under this key.
+MATTER_KEY = "org.firm.matter"
 HISTORY_VISIBILITY = "invited"
 # The level only the bridge, as the room's creator, reaches.
 MANAGER_LEVEL = 100

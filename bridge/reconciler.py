@@ -23,7 +23,7 @@ from . import metrics
 from .db import store, transaction
 from .matrix import Homeserver
 from .model import Matter, MatterStatus, Person
-from .policy import MANAGED_STATE, CurrentPolicy
+from .policy import MANAGED_STATE, MATTER_KEY, CurrentPolicy
 
 log = logging.getLogger("bridge.reconciler")
 
@@ -327,7 +327,7 @@ class Reconciler:
                 "topic": state["m.room.topic"]["topic"],
                 "room_alias_name": matter.alias_localpart,
                 # The matter id keeps create events (and so room ids, in version 12) distinct.
-                "creation_content": {"m.federate": False, "org.firm.matter": matter.wp_id},
+                "creation_content": {"m.federate": False, MATTER_KEY: matter.wp_id},
                 "initial_state": initial,
                 "power_level_content_override": power,
                 "invite": sorted(members),

@@ -33,6 +33,10 @@ def test_demo_check_and_restart(tmp_path: Path) -> None:
     ):
         assert expected in first, expected
     assert "(shown only now;" in first  # the admin password, on the first run only
+    # Nothing the bridge asked of the homeserver was refused on the way up (the module reads
+    # the firm's state before its first decision, and again before refusing for lag).
+    log = (tmp_path / "demo" / "bridge.log").read_text()
+    assert "failed (HTTP 403" not in log, [ln for ln in log.splitlines() if "failed" in ln]
 
     # Restart on the same folder: ports, secrets and passwords come from it; rooms are reused.
     second = run_demo(tmp_path)

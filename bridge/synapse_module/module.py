@@ -16,7 +16,7 @@ from synapse.module_api.errors import ConfigError
 
 from ..firm_view import FirmView
 from ..module_link import MINT_PATH
-from ..policy import ROOM_ENCRYPTION, Decision, Policy
+from ..policy import MATTER_KEY, ROOM_ENCRYPTION, Decision, Policy
 
 log = logging.getLogger("bridge.synapse_module")
 
@@ -24,8 +24,8 @@ log = logging.getLogger("bridge.synapse_module")
 PURPOSE_KEY = "org.firm.purpose"
 SCHEDULING = "scheduling"
 LOGIN_TOKEN_MS = 2 * 60 * 1000
-# A refusal on state read longer ago than this is re-checked on fresh state (a 304 if unchanged).
-RECHECK_AFTER = 0.02
+# Before the first read succeeds, callbacks try a read themselves; after one fails, wait this long.
+FIRST_READ_RETRY = 0.5
 
 SpamResult = Literal["NOT_SPAM"] | Codes | tuple[Codes, dict]
 
@@ -53,6 +53,8 @@ class FirmPolicyModule:
         self._etag: str | None = None
         self.policy: Policy | None = None
         self._fetched_at = 0.0  # monotonic time of the last successful read
+        self._read_began = 0.0  # when the read that gave the current state began
+        self._first_read_failed = -FIRST_READ_RETRY  # monotonic time of a callback's failed try
         self._stale_logged = False
 
         api.register_spam_checker_callbacks(
@@ -95,6 +97,7 @@ class FirmPolicyModule:
 
     async def refresh(self) -> bool:
         """Read the firm's state from the bridge; False if it could not be read."""
+        began = time.monotonic()
         headers = dict(self._auth)
         if self._etag is not None:
             headers[b"If-None-Match"] = [self._etag.encode()]
@@ -103,6 +106,7 @@ class FirmPolicyModule:
         except HttpResponseException as e:
             if e.code == 304:
                 self._fetched_at = time.monotonic()
+                self._read_began = max(self._read_began, began)
                 return True
             log.warning("Bridge refused the state read: HTTP %d", e.code)
             return False
@@ -115,38 +119,50 @@ class FirmPolicyModule:
         except Exception:
             log.exception("The bridge sent state the module cannot read")
             return False
+        if began < self._read_began:
+            return True  # a read that began later has already given newer state
         if self.view is None or view.generation != self.view.generation:
             log.info("Firm state generation %d (%d people)", view.generation, len(view.people))
         self.view, self.policy, self._etag = view, policy, str(data.get("etag") or "")
         self._fetched_at = time.monotonic()
+        self._read_began = max(self._read_began, began)
         if self._stale_logged:
             log.info("Firm state readable again; firm actions allowed by the policy")
             self._stale_logged = False
         return True
 
-    def _current(self) -> tuple[FirmView, Policy] | None:
+    async def _first_read(self) -> None:
+        """Until the firm's state has been read once (Synapse started before the bridge
+        answered), the bridge's own requests cannot be told from anyone's: read it now."""
+        # Concurrent callbacks each read (none may go on without the state); only a failure
+        # holds the next try back, so a bridge that is down is not asked on every event.
+        if self.view is None and time.monotonic() - self._first_read_failed >= FIRST_READ_RETRY:
+            if not await self.refresh():
+                self._first_read_failed = time.monotonic()
+
+    def _current(self, log_refusal: bool = True) -> tuple[FirmView, Policy] | None:
         fresh = time.monotonic() - self._fetched_at <= self.config.max_staleness
         if self.view is None or self.policy is None or not fresh:
-            if not self._stale_logged:
+            if log_refusal and not self._stale_logged:
                 log.error("Firm state unavailable or stale: refusing firm actions (fail closed)")
                 self._stale_logged = True
             return None
         return self.view, self.policy
 
     async def _decide(self, question: Any) -> SpamResult:
-        """Evaluate; a refusal is re-checked on fresh state, so a change the bridge just made (an
-        assignment, a new room) is not refused for lag."""
-        current = self._current()
+        """Evaluate; a refusal is re-checked on state read after the request arrived, so a change
+        the bridge made before its request (an assignment, a new room) is never refused for lag.
+        The re-check is a conditional read (304 when nothing changed), skipped when a read that
+        began after the request arrived has already completed."""
+        arrived = time.monotonic()
+        current = self._current(log_refusal=False)
         if current is None and await self.refresh():  # e.g. just after start-up
-            current = self._current()
+            current = self._current(log_refusal=False)
         if current is None:
+            self._current()  # logs the refusal, once
             return _refuse("the firm's state cannot be read right now")
         decision: Decision = question(*current)
-        if (
-            not decision
-            and time.monotonic() - self._fetched_at > RECHECK_AFTER
-            and await self.refresh()
-        ):
+        if not decision and self._read_began < arrived and await self.refresh():
             current = self._current()
             if current is None:
                 return _refuse("the firm's state cannot be read right now")
@@ -174,6 +190,7 @@ class FirmPolicyModule:
     # --- spam checker ------------------------------------------------------------------------
 
     async def user_may_create_room(self, user_id: str, content: dict) -> SpamResult:
+        await self._first_read()
         if self._is_bridge(user_id):
             return NOT_SPAM
         if content.get("visibility") == "public" or content.get("preset") == "public_chat":
@@ -190,6 +207,7 @@ class FirmPolicyModule:
         )
 
     async def user_may_invite(self, inviter: str, invitee: str, room_id: str) -> SpamResult:
+        await self._first_read()
         if self._is_bridge(inviter):
             return NOT_SPAM
         managed, scheduling, members = await self._room(room_id)
@@ -201,6 +219,7 @@ class FirmPolicyModule:
         )
 
     async def user_may_join_room(self, user_id: str, room_id: str, is_invited: bool) -> SpamResult:
+        await self._first_read()
         if self._is_bridge(user_id):
             return NOT_SPAM
         managed, scheduling, members = await self._room(room_id)
@@ -235,6 +254,7 @@ class FirmPolicyModule:
     # --- third-party rules -------------------------------------------------------------------
 
     async def on_create_room(self, requester: Any, content: dict, is_admin: bool) -> None:
+        await self._first_read()
         if self._is_bridge(requester.user.to_string()):
             return
         if content.get("visibility") == "public" or content.get("preset") == "public_chat":
@@ -282,9 +302,16 @@ class FirmPolicyModule:
         ):
             return False, None
         create = state.get(("m.room.create", ""))
-        if create is None or not self._is_bridge(create.sender) or self._is_bridge(sender):
+        if create is None or not event.is_state():
             return True, None
-        if not event.is_state():
+        await self._first_read()
+        if self.view is None:
+            # Who the bridge is is not known yet. A room made for a matter stays closed to
+            # state changes (the bridge's too: it retries) rather than open to everyone's.
+            managed = MATTER_KEY in create.content
+        else:
+            managed = self._is_bridge(create.sender) and not self._is_bridge(sender)
+        if not managed:
             return True, None
         # A managed room: people may change only their own membership (leaving; joining is
         # checked by user_may_join_room); everything else is the bridge's.

@@ -1,0 +1,105 @@
+"""The policy module before it has read the firm's state once: Synapse started before the bridge
+answered (a firm's usual start order). A homeserver of its own, since the session's module has
+long had its state."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import (
+    DOMAIN,
+    SECRET,
+    Firm,
+    Homeserver,
+    bridge_config_data,
+    make_config,
+    module_config,
+    start_bridge,
+)
+from prometheus_client import REGISTRY
+
+from bridge import registration as reg
+from bridge.config import parse
+from bridge.devtools.client import ProvisioningClient
+from bridge.devtools.synapse import SynapseServer, free_port
+
+
+def matter_errors() -> float:
+    labels = {"kind": "matter", "outcome": "error"}
+    return REGISTRY.get_sample_value("bridge_reconcile_runs_total", labels) or 0.0
+
+
+@pytest.fixture
+def fresh_homeserver(tmp_path: Path) -> Iterator[Homeserver]:
+    work = tmp_path / "synapse"
+    work.mkdir()
+    port = free_port()
+    reg_path = work / "registration.yaml"
+    config = parse(bridge_config_data(port, "http://127.0.0.1:1", "sqlite:unused"), work / "c.yaml")
+    reg.write(config, reg_path)
+    hs_port = free_port()
+    while hs_port == port:
+        hs_port = free_port()
+    server = SynapseServer(
+        work,
+        server_name=DOMAIN,
+        registration_paths=[reg_path],
+        port=hs_port,
+        extra_config=module_config(port),
+    )
+    server.start()
+    try:
+        admin = server.register_user("_admin", secrets.token_urlsafe(16), admin=True)
+        yield Homeserver(server, port, reg_path, admin)
+    finally:
+        server.stop()
+
+
+async def test_bridge_started_after_synapse_is_not_refused_and_state_stays_closed(
+    fresh_homeserver: Homeserver, tmp_path: Path
+) -> None:
+    hs = fresh_homeserver
+    config = make_config(hs, f"sqlite:{tmp_path / 'bridge.db'}", tmp_path)
+    errors_before = matter_errors()
+    bridge = await start_bridge(config, hs)
+    api = ProvisioningClient(f"http://127.0.0.1:{hs.bridge_port}", SECRET)
+    firm = Firm(bridge, api, hs)
+    try:
+        await firm.person(1, "pam", "partner")
+        await firm.person(4, "cy", "client")
+        await firm.matter(10, clients=[4], responsible_partner=1)
+        room = (await firm.wait_synced("matter", 10))["room_id"]
+        # The module's first decision came before its first scheduled read: the bridge's
+        # createRoom and joins were still recognised as the bridge's, with no refusal to retry.
+        assert matter_errors() == errors_before
+    finally:
+        await api.close()
+        await bridge.stop()
+
+    # Synapse restarts while the bridge is down: its module has never read the firm's state.
+    hs.server.stop()
+    hs.server.start()
+    bot = f"@{hs.registration.sender_localpart}:{DOMAIN}"
+    status, body = await hs.as_request(
+        "PUT",
+        f"/_matrix/client/v3/rooms/{room}/state/m.room.topic/",
+        {"topic": "changed while nobody can tell who the bridge is"},
+        user_id=bot,
+    )
+    # The creator's level would allow it; the module keeps the matter room's state closed.
+    assert status == 403, body
+    # Outside matter rooms nothing is decided without the firm's state either: fail closed.
+    pam = f"@{firm.login('pam')}:{DOMAIN}"
+    status, body = await hs.as_request(
+        "POST", "/_matrix/client/v3/createRoom", {"preset": "private_chat"}, user_id=pam
+    )
+    assert status == 403 and "cannot be read" in body["error"], body
+    # Reading and leaving need no decision: the client can still leave.
+    cy = f"@{firm.login('cy')}:{DOMAIN}"
+    status, body = await hs.as_request(
+        "POST", f"/_matrix/client/v3/rooms/{room}/leave", {}, user_id=cy
+    )
+    assert status == 200, body
