@@ -26,10 +26,8 @@ import os
 import random
 import secrets
 import shutil
-import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,6 +47,7 @@ from ruamel.yaml import YAML
 from bridge import registration as reg
 from bridge.config import parse
 from bridge.devtools.client import ProvisioningClient
+from bridge.devtools.process import BridgeProcess, ChildProcess
 from bridge.devtools.synapse import SynapseServer
 from bridge.firm_view import FirmView
 from bridge.model import Capacity, Role
@@ -519,47 +518,6 @@ def run_decisions(args: argparse.Namespace, policy: Policy) -> dict[str, Any]:
 # --- part 2: invites on Synapse with and without the module ----------------------------------
 
 
-class Child:
-    """A process this benchmark started (the bridge, the stub appservice), stopped by its id."""
-
-    def __init__(self, argv: list[str], log_path: Path) -> None:
-        self.argv = argv
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> int:
-        with self.log_path.open("ab") as out:
-            self.proc = subprocess.Popen(
-                self.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                cwd=ROOT,
-            )
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self) -> None:
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-    def tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-
 def stub_appservice_main(port: int) -> None:
     """Answers the plain server's appservice pushes (run as its own process, as the bridge is
     for the other server), so both homeservers do the same push work."""
@@ -829,14 +787,11 @@ async def run_invites(args: argparse.Namespace, policy: Policy, work: Path) -> d
     plain = SynapseServer(
         work / "hs-plain", server_name=DOMAIN, port=port_b, registration_paths=[plain_reg]
     )
-    stub = Child(
+    stub = ChildProcess(
         [sys.executable, str(Path(__file__).resolve()), "--stub-appservice", str(stub_port)],
         work / "stub.log",
     )
-    bridge = Child(
-        [sys.executable, "-m", "bridge", "-c", str(config_path), "-r", str(reg_path)],
-        work / "bridge.log",
-    )
+    bridge = BridgeProcess(config_path, reg_path, work / "bridge.log")
     try:
         stub.start()
         log("starting two Synapses (with the module, plain)")
@@ -854,7 +809,7 @@ async def run_invites(args: argparse.Namespace, policy: Policy, work: Path) -> d
 
             async def bridge_up() -> bool:
                 if not bridge.alive():
-                    raise BenchError(f"the bridge exited during start-up:\n{bridge.tail()}")
+                    raise BenchError(f"the bridge exited during start-up:\n{bridge.log_tail()}")
                 try:
                     status, _ = await api.get_person(1)
                 except aiohttp.ClientError:
@@ -866,7 +821,7 @@ async def run_invites(args: argparse.Namespace, policy: Policy, work: Path) -> d
             await wait_until(bridge_up, 60, "the bridge starting")
             stub_ok = await _port_open(stub_port)
             if not stub_ok or not stub.alive():
-                raise BenchError(f"the stub appservice is not listening:\n{stub.tail()}")
+                raise BenchError(f"the stub appservice is not listening:\n{stub.log_tail()}")
             log(f"provisioning {len(firm.people)} people and {len(firm.matters)} matters")
             began = time.monotonic()
             user_ids, matters = await provision(api, firm, args.timeout)

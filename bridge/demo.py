@@ -144,10 +144,10 @@ class Demo:
             _write_private(path, secrets.token_urlsafe(48))
         return path.read_text().strip()
 
-    def _write_config(self) -> Config:
+    def _write_config(self, admin_token: str | None = None) -> Config:
         bp = self.bridge_port
         data = {
-            "homeserver": {"address": self.hs_url, "domain": DOMAIN},
+            "homeserver": {"address": self.hs_url, "domain": DOMAIN, "admin_token": admin_token},
             "appservice": {
                 "id": "firm-bridge",
                 "address": f"http://127.0.0.1:{bp}",
@@ -195,19 +195,38 @@ class Demo:
             raise DemoError(f"Synapse did not start: {e}") from None
         return server
 
-    async def admin_login(self, http: aiohttp.ClientSession, server: SynapseServer) -> str:
-        path = self.data / "admin-password"
-        if not path.exists():
+    async def bridge_admin_token(self, http: aiohttp.ClientSession, server: SynapseServer) -> str:
+        """The operator account @_admin, made on the first run, and the access token the bridge
+        uses for client addresses (audit) and retention, kept in the data folder."""
+        password_path = self.data / "admin-password"
+        token_path = self.data / "bridge-admin-token"
+        if not password_path.exists():
             password = secrets.token_urlsafe(18)
             try:
-                server.register_user("_admin", password, admin=True)
+                made = server.register_user("_admin", password, admin=True)
             except RuntimeError as e:
                 raise DemoError(
-                    f"cannot create @_admin ({e}); if it exists but {path} is lost, "
+                    f"cannot create @_admin ({e}); if it exists but {password_path} is lost, "
                     "remove the data folder to start over"
                 ) from None
-            _write_private(path, password)
+            _write_private(password_path, password)
+            _write_private(token_path, str(made["access_token"]))
             self.new_admin_password = password
+        if token_path.exists():
+            token = token_path.read_text().strip()
+            headers = {"Authorization": f"Bearer {token}"}
+            url = f"{self.hs_url}/_matrix/client/v3/account/whoami"
+            async with http.get(url, headers=headers) as r:
+                if r.status == 200:
+                    return token
+        # Lost or revoked: a new session (the module cannot ask the bridge yet, so Synapse's own
+        # password check answers).
+        token = await self.admin_login(http)
+        _write_private(token_path, token)
+        return token
+
+    async def admin_login(self, http: aiohttp.ClientSession) -> str:
+        path = self.data / "admin-password"
         status, body = await self.login(http, f"@_admin:{DOMAIN}", path.read_text().strip())
         if status != 200:
             raise DemoError(f"@_admin cannot log in with the password in {path}: {body}")
@@ -374,6 +393,7 @@ async def run(args: argparse.Namespace) -> int:
     bridge: Bridge | None = None
     try:
         async with aiohttp.ClientSession() as http:
+            demo.config = demo._write_config(await demo.bridge_admin_token(http, server))
             bridge = Bridge(demo.config, reg.load(demo.reg_path))
             try:
                 await bridge.start()
@@ -382,7 +402,7 @@ async def run(args: argparse.Namespace) -> int:
                     f"the bridge cannot listen on port {demo.bridge_port}: {e}"
                 ) from None
             # After the bridge: the homeserver's module asks it about every password login.
-            admin_token = await demo.admin_login(http, server)
+            admin_token = await demo.admin_login(http)
             api = ProvisioningClient(
                 f"http://127.0.0.1:{demo.bridge_port}",
                 demo.config["provisioning.shared_secret"],

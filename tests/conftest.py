@@ -7,6 +7,7 @@ import os
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -125,9 +126,10 @@ class Homeserver:
         return {u for u, m in (await self.members(room_id)).items() if m == "join"}
 
 
-@pytest.fixture(scope="session")
-def homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Homeserver]:
-    work = tmp_path_factory.mktemp("synapse")
+@contextmanager
+def running_homeserver(work: Path) -> Iterator[Homeserver]:
+    """A real Synapse in `work` with the firm's policy module, an appservice registration for a
+    bridge on a port of its own (not started here) and an admin account."""
     port = free_port()
     reg_path = work / "registration.yaml"
     config = parse(bridge_config_data(port, "http://127.0.0.1:1", "sqlite:unused"), work / "c.yaml")
@@ -148,6 +150,12 @@ def homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Homeserver]
         yield Homeserver(server, port, reg_path, admin)
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Homeserver]:
+    with running_homeserver(tmp_path_factory.mktemp("synapse")) as hs:
+        yield hs
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -31,6 +31,7 @@ from audit_helpers import (
 from conftest import Firm, Homeserver, start_bridge
 
 from bridge.audit.chain import FIELDS, GENESIS, link
+from bridge.policy import MATTER_KEY
 
 
 @pytest.fixture
@@ -93,6 +94,9 @@ async def test_events_audited_once_metadata_only(audit_firm: Firm) -> None:
     # Room creation, membership and power levels are audited too.
     in_room = {r["event_type"] for r in all_events if r["room_id"] == room}
     assert {"m.room.create", "m.room.member", "m.room.power_levels"} <= in_room
+    # Every record of the room names its matter, those of the room's creation and first
+    # invitations too (they arrive before the bridge has saved the room with the matter).
+    assert {r["matter_id"] for r in all_events if r["room_id"] == room} == {matter_id}
     # No content anywhere in the bridge's database: not the plaintext (which never reaches the
     # bridge), not the unencrypted note or reaction key (which do), not the file's name.
     needles = [secret, reply, plain, react, doc.decode(), f"exhibit-{firm.tag}"]
@@ -128,6 +132,50 @@ async def test_replayed_transaction_adds_nothing(audit_firm: Firm) -> None:
     rows = await audit_rows(firm.bridge, "WHERE event_id = $1", event["event_id"])
     assert len(rows) == 1
     assert rows[0]["device_id"] == "DEV" and rows[0]["size"] > 0
+
+
+async def test_room_creation_arriving_before_the_room_is_saved_names_its_matter(
+    audit_firm: Firm,
+) -> None:
+    """The homeserver can deliver a new matter room's first events before the reconciler has
+    saved the room with its matter; they are sealed with the matter the bridge's create event
+    names. Someone else's room claiming a matter is not believed."""
+    firm = audit_firm
+    bot = f"@{firm.hs.registration.sender_localpart}:firm.test"
+    person = mxid(firm, "pat")
+    matter = firm.pid(30)
+    room = f"!new{uuid.uuid4().hex}:firm.test"
+    stray = f"!own{uuid.uuid4().hex}:firm.test"
+
+    def event(room_id: str, sender: str, etype: str, content: dict, key: str | None = "") -> dict:
+        e = {
+            "event_id": f"${uuid.uuid4().hex}",
+            "room_id": room_id,
+            "sender": sender,
+            "type": etype,
+            "origin_server_ts": 1_700_000_000_000,
+            "content": content,
+        }
+        if key is not None:
+            e["state_key"] = key
+        return e
+
+    events = [
+        event(room, bot, "m.room.create", {"room_version": "12", MATTER_KEY: matter}),
+        event(room, bot, "m.room.member", {"membership": "join"}, bot),
+        event(room, bot, "m.room.member", {"membership": "invite"}, person),
+        event(stray, person, "m.room.create", {"room_version": "12", MATTER_KEY: matter}),
+        event(stray, person, "m.room.message", {"msgtype": "m.text", "body": "x"}, None),
+    ]
+    headers = {"Authorization": f"Bearer {firm.hs.registration.hs_token}"}
+    url = f"http://127.0.0.1:{firm.hs.bridge_port}/_matrix/app/v1/transactions/c-{firm.tag}"
+    async with firm.api._session.put(url, json={"events": events}, headers=headers) as r:
+        assert r.status == 200
+    await firm.bridge.audit.sealer.flush()
+    rows = await audit_rows(firm.bridge, "WHERE room_id = $1 OR room_id = $2", room, stray)
+    assert len(rows) == len(events)
+    assert {r["matter_id"] for r in rows if r["room_id"] == room} == {matter}
+    assert {r["matter_id"] for r in rows if r["room_id"] == stray} == {None}
 
 
 async def _tamper(firm: Firm, sql: str, *args: object) -> None:

@@ -37,6 +37,8 @@ def test_demo_check_and_restart(tmp_path: Path) -> None:
     # the firm's state before its first decision, and again before refusing for lag).
     log = (tmp_path / "demo" / "bridge.log").read_text()
     assert "failed (HTTP 403" not in log, [ln for ln in log.splitlines() if "failed" in ln]
+    # The bridge has the operator's admin token: the audit records client addresses.
+    assert "admin_token is not set" not in log
 
     # Restart on the same folder: ports, secrets and passwords come from it; rooms are reused.
     second = run_demo(tmp_path)

@@ -4,7 +4,6 @@ long had its state."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,17 +13,13 @@ from conftest import (
     SECRET,
     Firm,
     Homeserver,
-    bridge_config_data,
     make_config,
-    module_config,
+    running_homeserver,
     start_bridge,
 )
 from prometheus_client import REGISTRY
 
-from bridge import registration as reg
-from bridge.config import parse
 from bridge.devtools.client import ProvisioningClient
-from bridge.devtools.synapse import SynapseServer, free_port
 
 
 def matter_errors() -> float:
@@ -36,26 +31,8 @@ def matter_errors() -> float:
 def fresh_homeserver(tmp_path: Path) -> Iterator[Homeserver]:
     work = tmp_path / "synapse"
     work.mkdir()
-    port = free_port()
-    reg_path = work / "registration.yaml"
-    config = parse(bridge_config_data(port, "http://127.0.0.1:1", "sqlite:unused"), work / "c.yaml")
-    reg.write(config, reg_path)
-    hs_port = free_port()
-    while hs_port == port:
-        hs_port = free_port()
-    server = SynapseServer(
-        work,
-        server_name=DOMAIN,
-        registration_paths=[reg_path],
-        port=hs_port,
-        extra_config=module_config(port),
-    )
-    server.start()
-    try:
-        admin = server.register_user("_admin", secrets.token_urlsafe(16), admin=True)
-        yield Homeserver(server, port, reg_path, admin)
-    finally:
-        server.stop()
+    with running_homeserver(work) as hs:
+        yield hs
 
 
 async def test_bridge_started_after_synapse_is_not_refused_and_state_stays_closed(

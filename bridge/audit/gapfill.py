@@ -40,7 +40,7 @@ async def fill_room(db: Database, reader: BotClient, room_id: str, max_events: i
             missing = [e for e in events if e.get("event_id") not in known]
             for e in missing:
                 e.setdefault("room_id", room_id)
-            added += await queue_events(conn, missing, "gapfill")
+            added += await queue_events(conn, missing, "gapfill", reader.bot_mxid)
         oldest = min(
             (e["origin_server_ts"] for e in events if isinstance(e.get("origin_server_ts"), int)),
             default=None,

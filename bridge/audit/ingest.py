@@ -18,7 +18,7 @@ from mautrix.util.async_db import Database
 
 from ..db import transaction
 from . import store
-from .records import client_address, event_row, media_ids, now_ms
+from .records import client_address, created_for_matter, event_row, media_ids, now_ms
 from .whois import WhoisCache
 
 # Seconds between a transaction and the sealer's look at it (gathers a stream into batches).
@@ -26,11 +26,15 @@ WAKE_DELAY = 0.25
 log = logging.getLogger("bridge.audit.ingest")
 
 
-async def queue_events(conn: Any, events: Sequence[Any], source: str) -> int:
-    """Queue the room events among `events` for the chain (and index media they point at)."""
+async def queue_events(
+    conn: Any, events: Sequence[Any], source: str, bridge_user: str | None = None
+) -> int:
+    """Queue the room events among `events` for the chain (and index media they point at, and
+    the matter of each room the bridge `bridge_user` created)."""
     received = now_ms()
     rows = []
     media = []
+    created = []
     for event in events:
         if not isinstance(event, dict):
             continue
@@ -40,8 +44,12 @@ async def queue_events(conn: Any, events: Sequence[Any], source: str) -> int:
         rows.append(row)
         for mid in media_ids(event):
             media.append((mid, row["room_id"], row["event_id"], row["ts"]))
+        room_matter = created_for_matter(event, bridge_user)
+        if room_matter is not None:
+            created.append(room_matter)
     await store.add_pending(conn, rows)
     await store.add_media(conn, media)
+    await store.add_room_matters(conn, created)
     return len(rows)
 
 
@@ -154,9 +162,10 @@ class Sealer:
 class AuditSink:
     """The EventSink registered with the appservice handler."""
 
-    def __init__(self, sealer: Sealer) -> None:
+    def __init__(self, sealer: Sealer, bridge_user: str) -> None:
         self.sealer = sealer
+        self.bridge_user = bridge_user
 
     async def on_events(self, conn: Any, events: list[dict]) -> None:
-        if await queue_events(conn, events, "txn"):
+        if await queue_events(conn, events, "txn", self.bridge_user):
             self.sealer.wake()

@@ -15,6 +15,7 @@ from typing import Any
 
 import attrs
 
+from ..policy import MATTER_KEY
 from .chain import FIELDS
 
 _compact = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode
@@ -43,6 +44,24 @@ def event_size(event: Mapping[str, Any]) -> int:
 
 def _str(value: Any) -> str | None:
     return value[:MAX_ID] if isinstance(value, str) else None
+
+
+def created_for_matter(event: Mapping[str, Any], bridge_user: str | None) -> tuple[str, int] | None:
+    """(room, matter) when `event` is the bridge's creation of a matter room.
+
+    The bridge names the matter in the creation content, so the room's first events can be
+    attributed before the room is saved with its matter. Only the bridge's own create event is
+    believed: anyone may put the key in a room of their own.
+    """
+    if event.get("type") != "m.room.create" or event.get("state_key") != "":
+        return None
+    if bridge_user is None or event.get("sender") != bridge_user:
+        return None
+    content, room_id = event.get("content"), _str(event.get("room_id"))
+    matter = content.get(MATTER_KEY) if isinstance(content, dict) else None
+    if room_id is None or not isinstance(matter, int) or isinstance(matter, bool):
+        return None
+    return room_id, matter
 
 
 def event_row(event: Mapping[str, Any], source: str, received_at: int | None = None) -> dict | None:

@@ -53,7 +53,7 @@ class AuditService:
             else None
         )
         self.sealer = Sealer(db, self.whois, whois_wait=config["audit.whois_wait"])
-        self.sink = AuditSink(self.sealer)
+        self.sink = AuditSink(self.sealer, bot_mxid)
         self.bot = BotClient(config["homeserver.address"], as_token, bot_mxid)
         self.defaults = {
             "open_days": config["retention.open_days"],

@@ -111,14 +111,28 @@ async def _existing(conn: Connection, sql: str, values: Sequence[Any], pg_type: 
     return found
 
 
+async def add_room_matters(conn: Connection, items: Sequence[tuple[str, int]]) -> None:
+    if items:
+        await conn.executemany(
+            "INSERT INTO audit_room_matter (room_id, matter_id) VALUES ($1, $2)"
+            " ON CONFLICT (room_id) DO NOTHING",
+            list(items),
+        )
+
+
 async def matters_of_rooms(conn: Connection, room_ids: Iterable[str]) -> dict[str, int]:
+    """The matter of each room: as saved with the matter, else as the bridge's create event
+    named it (a room whose creation is sealed before the reconciler saved it)."""
     rooms = sorted({r for r in room_ids if r})
     result: dict[str, int] = {}
-    for part in _chunks(rooms):
-        for r in await conn.fetch(
-            f"SELECT room_id, wp_id FROM matter WHERE room_id IN ({marks(len(part))})", *part
-        ):
-            result[r["room_id"]] = r["wp_id"]
+    for sql in (
+        "SELECT room_id, wp_id FROM matter WHERE room_id IN ({})",
+        "SELECT room_id, matter_id FROM audit_room_matter WHERE room_id IN ({})",
+    ):
+        rest = [r for r in rooms if r not in result]
+        for part in _chunks(rest):
+            for r in await conn.fetch(sql.format(marks(len(part))), *part):
+                result[r[0]] = r[1]
     return result
 
 

@@ -83,7 +83,11 @@ class WhoisCache:
     async def refresh(self, wanted: Iterable[tuple[str, str | None]]) -> None:
         """Fetch the people whose entries are missing, old, or lack a device named."""
         now = time.monotonic()
-        users = {u for u, d in wanted if u.endswith(":" + self.domain) and self._stale(u, d, now)}
+        users = {
+            u
+            for u, d in wanted
+            if u.endswith(":" + self.domain) and u not in self.skip and self._stale(u, d, now)
+        }
         if users:
             await asyncio.gather(*(self._fetch(u) for u in users))
         if len(self._cache) > 10000:  # people are few; bound it anyway

@@ -135,3 +135,15 @@ async def upgrade_v4(conn: Connection, scheme: Scheme) -> None:
         )
     """)
     await conn.execute("CREATE INDEX media_posting_event ON media_posting(event_id)")
+
+
+@upgrade_table.register(description="Audit: the matter each room was created for")  # type: ignore[call-arg, arg-type]
+async def upgrade_v5(conn: Connection, scheme: Scheme) -> None:
+    # Owned by bridge/audit: a matter room's first events are sealed with its matter even when
+    # they arrive before the reconciler has saved the room (bridge/audit/records.py).
+    await conn.execute("""
+        CREATE TABLE audit_room_matter (
+            room_id   TEXT PRIMARY KEY,
+            matter_id BIGINT NOT NULL
+        )
+    """)

@@ -1,6 +1,6 @@
-"""The bridge as a separate process (`python -m bridge`), for tests, benchmarks and the media
-stack: its own process group, its output appended to a log file, stopped with SIGTERM and, if it
-does not exit in time, SIGKILL for the whole group."""
+"""Processes that tests and benchmarks start: each in its own process group, its output appended
+to a log file, stopped with SIGTERM and, if it does not exit in time, SIGKILL for the whole
+group. `BridgeProcess` is the bridge as operators run it (`python -m bridge`)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class BridgeProcess:
-    def __init__(self, config: Path, registration: Path, log_path: Path) -> None:
-        self.config = config
-        self.registration = registration
+class ChildProcess:
+    def __init__(self, argv: list[str], log_path: Path) -> None:
+        self.argv = argv
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -33,8 +32,7 @@ class BridgeProcess:
         assert not self.alive(), "already running"
         with self.log_path.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bridge", "-c", str(self.config)]
-                + ["-r", str(self.registration)],
+                self.argv,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -72,3 +70,11 @@ class BridgeProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+class BridgeProcess(ChildProcess):
+    def __init__(self, config: Path, registration: Path, log_path: Path) -> None:
+        argv = [sys.executable, "-m", "bridge", "-c", str(config), "-r", str(registration)]
+        super().__init__(argv, log_path)
+        self.config = config
+        self.registration = registration
