@@ -331,10 +331,10 @@ def module_on_warm_state(view: FirmView, policy: Policy) -> Any:
     from bridge.synapse_module.module import FirmPolicyModule, ModuleConfig
 
     module = object.__new__(FirmPolicyModule)
-    module.config = ModuleConfig("http://127.0.0.1:1", secrets.token_urlsafe(32))
+    module._init_state(ModuleConfig("http://127.0.0.1:1", secrets.token_urlsafe(32)))
     module.view, module.policy = view, policy
-    module._fetched_at = time.monotonic() + 10**6
-    module._stale_logged = False
+    # As if read just now, and after every request: a refusal is not re-read over HTTP.
+    module._fetched_at = module._read_began = time.monotonic() + 10**6
     return module
 
 

@@ -45,18 +45,8 @@ def _refuse(reason: str) -> tuple[Codes, dict]:
 
 class FirmPolicyModule:
     def __init__(self, config: ModuleConfig, api: ModuleApi) -> None:
-        self.config = config
         self.api = api
-        self._url = config.bridge_url.rstrip("/") + "/_firm/internal/v1"
-        self._auth = {b"Authorization": [f"Bearer {config.shared_secret}".encode()]}
-        self.view: FirmView | None = None
-        self._etag: str | None = None
-        self.policy: Policy | None = None
-        self._fetched_at = 0.0  # monotonic time of the last successful read
-        self._read_began = 0.0  # when the read that gave the current state began
-        self._first_read_failed = -FIRST_READ_RETRY  # monotonic time of a callback's failed try
-        self._stale_logged = False
-
+        self._init_state(config)
         api.register_spam_checker_callbacks(
             user_may_create_room=self.user_may_create_room,
             user_may_invite=self.user_may_invite,
@@ -75,6 +65,19 @@ class FirmPolicyModule:
         api.register_account_validity_callbacks(is_user_expired=self.is_user_expired)
         api.register_web_resource(MINT_PATH, _MintResource(self))
         api.looping_background_call(self.refresh, config.refresh_interval * 1000)
+
+    def _init_state(self, config: ModuleConfig) -> None:
+        """Everything but Synapse's API (the decision benchmark builds the module this way)."""
+        self.config = config
+        self._url = config.bridge_url.rstrip("/") + "/_firm/internal/v1"
+        self._auth = {b"Authorization": [f"Bearer {config.shared_secret}".encode()]}
+        self.view: FirmView | None = None
+        self._etag: str | None = None
+        self.policy: Policy | None = None
+        self._fetched_at = 0.0  # monotonic time of the last successful read
+        self._read_began = 0.0  # when the read that gave the current state began
+        self._first_read_failed = -FIRST_READ_RETRY  # monotonic time of a callback's failed try
+        self._stale_logged = False
 
     @staticmethod
     def parse_config(config: dict[str, Any]) -> ModuleConfig:
