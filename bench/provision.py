@@ -972,10 +972,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "bridge_over_synapse_cpu_max": TARGET_CPU_RATIO,
             "provision_wall_over_baseline_wall_max": TARGET_WALL_RATIO,
         }
-        result["bridge_log_warnings"] = sum(
-            " WARNING " in ln or " ERROR " in ln
+        warnings = [
+            ln
             for ln in (work / "bridge.log").read_text(errors="replace").splitlines()
-        )
+            if " WARNING " in ln or " ERROR " in ln
+        ]
+        result["bridge_log_warnings"] = len(warnings)
+        result["bridge_log_warning_lines"] = warnings[:20]  # ids only: the bridge logs no content
         result["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
         ok = True
         return result
