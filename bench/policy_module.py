@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
 import gc
 import json
 import os
@@ -52,6 +53,7 @@ from bridge.devtools.synapse import SynapseServer
 from bridge.firm_view import FirmView
 from bridge.model import Capacity, Role
 from bridge.policy import ROOM_ENCRYPTION, Policy
+from bridge.snapshot_delta import delta, index
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -484,8 +486,26 @@ def refresh_times(snapshot: dict[str, Any], repeats: int) -> dict[str, Any]:
         view_ms.append((t2 - t1) / 1e6)
         whole_ms.append((t3 - t0) / 1e6)
         whole_cpu_ms.append((c3 - c0) / 1e6)
+    # The same firm one change later (a matter gains an associate), as a delta from the bridge.
+    changed = copy.deepcopy(snapshot)
+    matter = changed["matters"][len(changed["matters"]) // 2]
+    newcomer = next(p["user_id"] for p in changed["people"] if p["user_id"] not in matter)
+    matter["assignments"][newcomer] = "associate"
+    changed["generation"] = snapshot["generation"] + 1
+    body = delta(index(snapshot), changed, index(changed))
+    body.update(generation=changed["generation"], bridge_user=changed["bridge_user"])
+    raw_delta = json.dumps(body).encode()
+    base = FirmView.from_snapshot(snapshot)
+    delta_ms: list[float] = []
+    for _ in range(repeats):
+        t0 = time.perf_counter_ns()
+        base.apply(json.loads(raw_delta))
+        delta_ms.append((time.perf_counter_ns() - t0) / 1e6)
     return {
         "snapshot_bytes": len(raw),
+        "delta_bytes": len(raw_delta),
+        "delta_refresh_p50_ms": round(statistics.median(delta_ms), 3),
+        "delta_refresh_max_ms": round(max(delta_ms), 3),
         "repeats": repeats,
         "from_snapshot_p50_ms": round(statistics.median(view_ms), 3),
         "from_snapshot_max_ms": round(max(view_ms), 3),
@@ -1049,6 +1069,7 @@ def print_table(r: dict[str, Any]) -> None:
             f"\nrefresh on a changed snapshot (ms; Synapse's reactor is busy for it)\n"
             f"{'firm':<11} {'snapshot KiB':>12} {'from_snapshot p50':>18} {'max':>8}"
             f" {'parse+view+policy p50':>22} {'max':>8} {'CPU p50':>8}"
+            f" {'delta B':>8} {'parse+apply p50':>16} {'whole/delta':>12}"
         )
         for label, size in dec["sizes"].items():
             f = size["refresh"]
@@ -1056,7 +1077,9 @@ def print_table(r: dict[str, Any]) -> None:
                 f"{label:<11} {f['snapshot_bytes'] / 1024:>12.0f}"
                 f" {f['from_snapshot_p50_ms']:>18.2f} {f['from_snapshot_max_ms']:>8.2f}"
                 f" {f['refresh_p50_ms']:>22.2f} {f['refresh_max_ms']:>8.2f}"
-                f" {f['refresh_cpu_p50_ms']:>8.2f}"
+                f" {f['refresh_cpu_p50_ms']:>8.2f} {f['delta_bytes']:>8}"
+                f" {f['delta_refresh_p50_ms']:>16.2f}"
+                f" {f['refresh_p50_ms'] / f['delta_refresh_p50_ms']:>12.1f}"
             )
     inv = r.get("invites")
     if inv:

@@ -56,33 +56,28 @@ class FirmView:
 
     @classmethod
     def from_snapshot(cls, data: Mapping[str, Any]) -> FirmView:
-        people = {
-            p["user_id"]: PersonFacts(
-                user_id=p["user_id"],
-                wp_id=p["wp_id"],
-                login=p["login"],
-                role=Role(p["role"]),
-                active=bool(p["active"]),
-                supervisor=p.get("supervisor"),
-                attorneys=frozenset(p.get("attorneys", ())),
-            )
-            for p in data["people"]
-        }
-        matters = tuple(
-            MatterFacts(
-                wp_id=m["wp_id"],
-                room_id=m.get("room_id"),
-                privileged=bool(m["privileged"]),
-                status=MatterStatus(m["status"]),
-                assignments={uid: Capacity(c) for uid, c in m["assignments"].items()},
-            )
-            for m in data["matters"]
-        )
         return cls(
             generation=data["generation"],
             bridge_user=data["bridge_user"],
+            people={p["user_id"]: _person(p) for p in data["people"]},
+            matters=tuple(_matter(m) for m in data["matters"]),
+        )
+
+    def apply(self, delta: Mapping[str, Any]) -> FirmView:
+        """This view with a delta from the bridge applied (bridge/snapshot_delta.py)."""
+        people = dict(self.people)
+        for uid in delta["removed_people"]:
+            people.pop(uid, None)
+        people.update((p["user_id"], _person(p)) for p in delta["people"])
+        matters = {m.wp_id: m for m in self.matters}
+        for wp_id in delta["removed_matters"]:
+            matters.pop(wp_id, None)
+        matters.update((m["wp_id"], _matter(m)) for m in delta["matters"])
+        return FirmView(
+            generation=delta["generation"],
+            bridge_user=delta["bridge_user"],
             people=people,
-            matters=matters,
+            matters=tuple(matters.values()),
         )
 
     def shared_matters(self, a: str, b: str) -> list[MatterFacts]:
@@ -99,3 +94,25 @@ class FirmView:
             and not (non_privileged_only and m.privileged)
             for m in self.shared_matters(attorney, other)
         )
+
+
+def _person(p: Mapping[str, Any]) -> PersonFacts:
+    return PersonFacts(
+        user_id=p["user_id"],
+        wp_id=p["wp_id"],
+        login=p["login"],
+        role=Role(p["role"]),
+        active=bool(p["active"]),
+        supervisor=p.get("supervisor"),
+        attorneys=frozenset(p.get("attorneys", ())),
+    )
+
+
+def _matter(m: Mapping[str, Any]) -> MatterFacts:
+    return MatterFacts(
+        wp_id=m["wp_id"],
+        room_id=m.get("room_id"),
+        privileged=bool(m["privileged"]),
+        status=MatterStatus(m["status"]),
+        assignments={uid: Capacity(c) for uid, c in m["assignments"].items()},
+    )

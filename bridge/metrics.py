@@ -21,3 +21,8 @@ TRANSACTIONS = Counter(
 PROVISIONING = Counter(
     "bridge_provisioning_requests_total", "Provisioning API requests", ["status"]
 )
+SNAPSHOT_READS = Counter(
+    "bridge_module_state_reads_total",
+    "The homeserver module's reads of the firm's state, by answer (unchanged, delta, whole)",
+    ["answer"],
+)

@@ -9,19 +9,25 @@ firm's internal network.
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import secrets
+from collections import OrderedDict
 from typing import Any
 
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
 from mautrix.util.async_db import Database
 
+from . import metrics
 from .db import store, transaction
 from .policy import CurrentPolicy
+from .snapshot_delta import SnapshotIndex, delta, index
 from .wordpress import WordPress, WordPressUnavailable
 
 log = logging.getLogger("bridge.module_link")
 INTERNAL = "/_firm/internal/v1"
+# Generations whose index is kept for deltas (the module reads every second; a few suffice).
+DELTA_GENERATIONS = 8
 MINT_PATH = "/_synapse/client/firm/login_token"
 
 
@@ -56,6 +62,8 @@ class ModuleRoutes:
         self.bridge_user = bridge_user
         # Generations restart with a new or restored database; the epoch keeps ETags unique.
         self._epoch = secrets.token_hex(8)
+        self._built: tuple[dict[str, Any], SnapshotIndex] | None = None  # the newest snapshot
+        self._indexes: OrderedDict[int, SnapshotIndex] = OrderedDict()
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -70,15 +78,46 @@ class ModuleRoutes:
             generation = await store.generation(conn)
             etag = f"{self._epoch}.{generation}"
             if request.headers.get("If-None-Match") == etag:
+                metrics.SNAPSHOT_READS.labels("unchanged").inc()
                 return web.Response(status=304, headers={"ETag": etag})
-            data: dict[str, Any] = await store.snapshot(conn, self.domain)
-        data.update(
-            generation=generation,
-            etag=etag,
-            bridge_user=self.bridge_user,
-            policy=self.policy.value.to_data(),
-        )
+            if self._built is not None and self._built[1].generation == generation:
+                data, current = self._built
+            else:
+                data = await store.snapshot(conn, self.domain)
+                # The policy as of this generation: from the same transaction, not the
+                # in-memory one, which is replaced only after its change has committed.
+                stored = await store.stored_policy(conn)
+                data.update(
+                    generation=generation,
+                    etag=etag,
+                    bridge_user=self.bridge_user,
+                    policy=json.loads(stored) if stored else self.policy.value.to_data(),
+                )
+                current = self._remember(data)
+        base = self._base(request.query.get("since"))
+        if base is not None and base.generation < generation:
+            body = delta(base, data, current)
+            body.update(generation=generation, etag=etag, bridge_user=self.bridge_user)
+            metrics.SNAPSHOT_READS.labels("delta").inc()
+            return web.json_response(body, headers={"ETag": etag})
+        metrics.SNAPSHOT_READS.labels("whole").inc()
         return web.json_response(data, headers={"ETag": etag})
+
+    def _remember(self, data: dict[str, Any]) -> SnapshotIndex:
+        current = index(data)
+        self._built = (data, current)
+        self._indexes[current.generation] = current
+        while len(self._indexes) > DELTA_GENERATIONS:
+            self._indexes.popitem(last=False)
+        return current
+
+    def _base(self, since: str | None) -> SnapshotIndex | None:
+        """The kept index of the generation the module holds (its ETag), if this bridge run
+        served it."""
+        epoch, _, generation = (since or "").partition(".")
+        if epoch != self._epoch or not generation.isdigit():
+            return None
+        return self._indexes.get(int(generation))
 
     async def login(self, request: web.Request) -> web.Response:
         if not bearer_ok(request, self._secret):

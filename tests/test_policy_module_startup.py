@@ -27,6 +27,11 @@ def matter_errors() -> float:
     return REGISTRY.get_sample_value("bridge_reconcile_runs_total", labels) or 0.0
 
 
+def state_reads(answer: str) -> float:
+    labels = {"answer": answer}
+    return REGISTRY.get_sample_value("bridge_module_state_reads_total", labels) or 0.0
+
+
 @pytest.fixture
 def fresh_homeserver(tmp_path: Path) -> Iterator[Homeserver]:
     work = tmp_path / "synapse"
@@ -41,6 +46,7 @@ async def test_bridge_started_after_synapse_is_not_refused_and_state_stays_close
     hs = fresh_homeserver
     config = make_config(hs, f"sqlite:{tmp_path / 'bridge.db'}", tmp_path)
     errors_before = matter_errors()
+    reads_before = {a: state_reads(a) for a in ("whole", "delta")}
     bridge = await start_bridge(config, hs)
     api = ProvisioningClient(f"http://127.0.0.1:{hs.bridge_port}", SECRET)
     firm = Firm(bridge, api, hs)
@@ -52,6 +58,13 @@ async def test_bridge_started_after_synapse_is_not_refused_and_state_stays_close
         # The module's first decision came before its first scheduled read: the bridge's
         # createRoom and joins were still recognised as the bridge's, with no refusal to retry.
         assert matter_errors() == errors_before
+        # The module read the whole firm once, then what changed (this homeserver's module is
+        # the only reader of this bridge).
+        await firm.matter(10, clients=[4], responsible_partner=1, status="closed")
+        await firm.wait_synced("matter", 10)
+        # (A scheduled read may coincide with the first decision's own read: two at most.)
+        assert 1 <= state_reads("whole") - reads_before["whole"] <= 2
+        assert state_reads("delta") - reads_before["delta"] >= 1
     finally:
         await api.close()
         await bridge.stop()

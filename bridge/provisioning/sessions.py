@@ -27,18 +27,24 @@ class SessionRoutes:
         async with transaction(self.api.db) as conn:
             await self.api._claim(conn, rid)
             person = await store.get_person(conn, wp_id)
-            registered = await conn.fetchval("SELECT registered FROM person WHERE wp_id = $1", wp_id)
+            registered = await conn.fetchval(
+                "SELECT registered FROM person WHERE wp_id = $1", wp_id
+            )
         if person is None:
             raise ApiError(404, "FIRM_NOT_FOUND", f"no person with WordPress id {wp_id}", "wp_id")
         if not person.active:
             raise ApiError(403, "FIRM_DEPARTED", f"person {wp_id} has departed", "wp_id")
         if not registered:
-            raise ApiError(409, "FIRM_NOT_READY", "the person's account is not created yet", "wp_id")
+            raise ApiError(
+                409, "FIRM_NOT_READY", "the person's account is not created yet", "wp_id"
+            )
         user_id = f"@{person.localpart}:{self.api.domain}"
         try:
             minted = await self.module.mint_login_token(user_id)
         except ConnectionError:
-            raise ApiError(503, "FIRM_HOMESERVER_UNAVAILABLE", "the homeserver is unreachable") from None
+            raise ApiError(
+                503, "FIRM_HOMESERVER_UNAVAILABLE", "the homeserver is unreachable"
+            ) from None
         if minted is None:
             raise ApiError(403, "FIRM_REFUSED", "the homeserver refused a session for this person")
         log.info("Portal login token issued for person %s", wp_id)

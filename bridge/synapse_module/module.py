@@ -6,6 +6,7 @@ import hmac
 import logging
 import time
 from typing import Any, Literal
+from urllib.parse import quote
 
 import attrs
 from synapse.api.errors import Codes, HttpResponseException, SynapseError
@@ -98,14 +99,19 @@ class FirmPolicyModule:
 
     # --- the firm's state --------------------------------------------------------------------
 
-    async def refresh(self) -> bool:
-        """Read the firm's state from the bridge; False if it could not be read."""
+    async def refresh(self, whole: bool = False) -> bool:
+        """Read the firm's state from the bridge; False if it could not be read. Once a view is
+        held, the bridge answers with what changed since it (or 304), unless `whole`."""
         began = time.monotonic()
         headers = dict(self._auth)
-        if self._etag is not None:
-            headers[b"If-None-Match"] = [self._etag.encode()]
+        url = self._url + "/snapshot"
+        held = self._etag if self.view is not None else None
+        if held is not None:
+            headers[b"If-None-Match"] = [held.encode()]
+            if not whole:
+                url += "?since=" + quote(held)
         try:
-            data = await self.api.http_client.get_json(self._url + "/snapshot", headers=headers)
+            data = await self.api.http_client.get_json(url, headers=headers)
         except HttpResponseException as e:
             if e.code == 304:
                 self._fetched_at = time.monotonic()
@@ -116,14 +122,26 @@ class FirmPolicyModule:
         except Exception as e:
             log.warning("Bridge unreachable for the state read: %s", type(e).__name__)
             return False
+        if began < self._read_began:
+            return True  # a read that began later has already given newer state
+        if data.get("delta") and self._etag != held:
+            # Another read changed the view while this one was out: ask again from it.
+            return await self.refresh()
         try:
-            view = FirmView.from_snapshot(data)
-            policy = Policy.from_data(data["policy"], "policy from the bridge")
+            if data.get("delta"):
+                assert self.view is not None and self.policy is not None
+                if data["base_generation"] != self.view.generation:
+                    return await self.refresh(whole=True)
+                view = self.view.apply(data)
+                policy = self.policy
+                if "policy" in data:
+                    policy = Policy.from_data(data["policy"], "policy from the bridge")
+            else:
+                view = FirmView.from_snapshot(data)
+                policy = Policy.from_data(data["policy"], "policy from the bridge")
         except Exception:
             log.exception("The bridge sent state the module cannot read")
             return False
-        if began < self._read_began:
-            return True  # a read that began later has already given newer state
         if self.view is None or view.generation != self.view.generation:
             log.info("Firm state generation %d (%d people)", view.generation, len(view.people))
         self.view, self.policy, self._etag = view, policy, str(data.get("etag") or "")
