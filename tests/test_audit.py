@@ -404,9 +404,23 @@ async def test_gap_fill_after_restore_from_backup(
     homeserver: Homeserver, db_uri: str, tmp_path: Path
 ) -> None:
     """Events the homeserver delivered (and will never resend) but the database lost, here by
-    restoring a backup taken before they came, are found in the rooms' timelines at start-up."""
+    restoring a backup taken before they came, are found in the rooms' timelines at start-up:
+    in the matter room, and in a direct conversation the bridge is not a member of."""
     async with running_firm(homeserver, db_uri, tmp_path) as firm:
         room = await matter_with_people(firm)
+        pat, cal = mxid(firm, "pat"), mxid(firm, "cal")
+        status, made = await homeserver.as_request(
+            "POST",
+            "/_matrix/client/v3/createRoom",
+            {"preset": "trusted_private_chat", "is_direct": True, "invite": [cal]},
+            user_id=pat,
+        )
+        assert status == 200, made
+        dm = made["room_id"]
+        status, _ = await homeserver.as_request(
+            "POST", f"/_matrix/client/v3/rooms/{dm}/join", {}, user_id=cal
+        )
+        assert status == 200
         first = await as_send(
             homeserver,
             room,
@@ -414,7 +428,10 @@ async def test_gap_fill_after_restore_from_backup(
             "m.room.message",
             {"msgtype": "m.text", "body": "a"},
         )
-        await wait_audited(firm.bridge, [first])
+        dm_first = await as_send(
+            homeserver, dm, pat, "m.room.message", {"msgtype": "m.text", "body": "b"}
+        )
+        await wait_audited(firm.bridge, [first, dm_first])
         config = firm.bridge.config
     backup = await _backup(db_uri, tmp_path)
     bridge = await start_bridge(config, homeserver)
@@ -425,6 +442,9 @@ async def test_gap_fill_after_restore_from_backup(
             )
             for n in ("pat", "cal")
         ]
+        later.append(
+            await as_send(homeserver, dm, cal, "m.room.message", {"msgtype": "m.text", "body": "c"})
+        )
         await wait_audited(bridge, later)
     finally:
         await bridge.stop()
@@ -435,6 +455,7 @@ async def test_gap_fill_after_restore_from_backup(
         assert {rows[e]["source"] for e in later} == {"gapfill"}
         assert rows[first]["source"] == "txn"
         assert rows[later[1]]["sender"] == mxid(firm, "cal") and rows[later[1]]["matter_id"]
+        assert rows[later[2]]["room_id"] == dm and rows[later[2]]["matter_id"] is None
         ids = [r["event_id"] for r in await audit_rows(bridge, "WHERE kind = 'event'")]
         assert len(ids) == len(set(ids))
         assert (await bridge.audit.verify("test")).ok

@@ -108,7 +108,11 @@ class AuditService:
                 delay = min(delay * 2, 60)
         try:
             await fill_gaps(
-                self.db, self.bot, self.sealer, self.config["audit.gap_fill_max_events"]
+                self.db,
+                self.bot,
+                self.admin,
+                self.sealer,
+                self.config["audit.gap_fill_max_events"],
             )
         except Exception:
             log.exception("Gap fill failed")
