@@ -16,7 +16,7 @@ from collections import OrderedDict
 from typing import Any
 
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
-from mautrix.util.async_db import Database
+from mautrix.util.async_db import Database, Scheme
 
 from . import metrics
 from .db import store, transaction
@@ -75,6 +75,11 @@ class ModuleRoutes:
         if not bearer_ok(request, self._secret):
             return _error(401, "M_UNAUTHORIZED", "the module secret is missing or wrong")
         async with transaction(self.db) as conn:
+            if conn.scheme == Scheme.POSTGRES:
+                # Every read of the snapshot from one moment: a snapshot labelled with a
+                # generation must hold exactly that generation's state, or a later delta from
+                # it would leave out a change for good. (SQLite's transactions already are.)
+                await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             generation = await store.generation(conn)
             etag = f"{self._epoch}.{generation}"
             if request.headers.get("If-None-Match") == etag:

@@ -78,6 +78,7 @@ class FirmPolicyModule:
         self._fetched_at = 0.0  # monotonic time of the last successful read
         self._read_began = 0.0  # when the read that gave the current state began
         self._first_read_failed = -FIRST_READ_RETRY  # monotonic time of a callback's failed try
+        self._first_read_running = False
         self._stale_logged = False
 
     @staticmethod
@@ -124,8 +125,12 @@ class FirmPolicyModule:
             return False
         if began < self._read_began:
             return True  # a read that began later has already given newer state
-        if data.get("delta") and self._etag != held:
-            # Another read changed the view while this one was out: ask again from it.
+        if not isinstance(data, dict):
+            log.error("The bridge sent state the module cannot read (not an object)")
+            return False
+        if self._etag != held:
+            # Another read changed the view while this one was out: this answer may be older
+            # than it (whole) or based on what it replaced (delta). Ask again from the view.
             return await self.refresh()
         try:
             if data.get("delta"):
@@ -155,11 +160,18 @@ class FirmPolicyModule:
     async def _first_read(self) -> None:
         """Until the firm's state has been read once (Synapse started before the bridge
         answered), the bridge's own requests cannot be told from anyone's: read it now."""
-        # Concurrent callbacks each read (none may go on without the state); only a failure
-        # holds the next try back, so a bridge that is down is not asked on every event.
+        # One read at a time: concurrent callbacks wait for it (none may go on without the
+        # state). Only a failure holds the next try back, so a bridge that is down is not asked
+        # on every event.
+        while self.view is None and self._first_read_running:
+            await self.api.sleep(0.01)
         if self.view is None and time.monotonic() - self._first_read_failed >= FIRST_READ_RETRY:
-            if not await self.refresh():
-                self._first_read_failed = time.monotonic()
+            self._first_read_running = True
+            try:
+                if not await self.refresh():
+                    self._first_read_failed = time.monotonic()
+            finally:
+                self._first_read_running = False
 
     def _current(self, log_refusal: bool = True) -> tuple[FirmView, Policy] | None:
         fresh = time.monotonic() - self._fetched_at <= self.config.max_staleness
