@@ -29,7 +29,17 @@ def mount(page: str) -> dict[str, str]:
     return {k: html.unescape(v) for k, v in re.findall(r'(data-[a-z-]+)="([^"]*)"', tag.group(1))}
 
 
-async def test_chat_mount_point_with_a_login_token(wp: WpFirm) -> None:
+async def session(
+    browser: aiohttp.ClientSession, data: dict[str, str], nonce: str | None = None
+) -> tuple[int, dict, str]:
+    """The widget's call for a login token: POST with the person's cookie and the REST nonce."""
+    given = data["data-rest-nonce"] if nonce is None else nonce
+    headers = {"X-WP-Nonce": given} if given else {}
+    async with browser.post(data["data-session-url"], headers=headers) as r:
+        return r.status, await r.json(), r.headers.get("Cache-Control", "")
+
+
+async def test_chat_mount_point_and_session(wp: WpFirm) -> None:
     site, hs = wp.site, wp.hs
     partner = await wp.person("pam", "firm_partner")
     password = secrets.token_urlsafe(16)
@@ -47,11 +57,15 @@ async def test_chat_mount_point_with_a_login_token(wp: WpFirm) -> None:
     shortcode_page = await page_with(wp, "<p>Talk to us</p>\n[firm_chat]")
     block_page = await page_with(wp, "<!-- wp:firm-bridge/chat /-->")
 
-    # A visitor who is not logged in is asked to log in.
-    async with aiohttp.ClientSession() as anon, anon.get(shortcode_page) as r:
-        page = await r.text()
-    assert r.status == 200 and "firm-chat--login" in page and "wp-login.php?redirect_to=" in page
-    assert "data-login-token" not in page
+    # A visitor who is not logged in is asked to log in, and gets no session.
+    async with aiohttp.ClientSession() as anon:
+        async with anon.get(shortcode_page) as r:
+            page = await r.text()
+        assert r.status == 200 and "firm-chat--login" in page
+        assert "wp-login.php?redirect_to=" in page and "data-session-url" not in page
+        url = site.url + "/wp-json/firm-bridge/v1/chat-session"
+        async with anon.post(url) as r:
+            assert r.status == 401 and (await r.json())["code"] == "firm_chat_login"
 
     browser = await site.browser(wp.login("cid"), password)
     try:
@@ -61,23 +75,30 @@ async def test_chat_mount_point_with_a_login_token(wp: WpFirm) -> None:
                 assert r.status == 200
                 assert "no-store" in r.headers.get("Cache-Control", "")
             data = mount(page)
-            assert data["data-user-id"] == cid
-            assert data["data-homeserver"] == hs.url
-            assert int(data["data-expires-in-ms"]) > 0 and data["data-login-token"]
             matters = json.loads(data["data-matters"])
             assert [(m["id"], m["number"], m["title"]) for m in matters] == [
                 (matter, wp.number(1), f"{SCRIPT} Cid's case")
             ]
-            # The stored title is text in the page, never markup; no secret is ever in it.
-            assert SCRIPT not in page and SECRET not in page
-            # The token logs the person in, once.
+            # The stored title is text in the page, never markup; no secret or token is in it.
+            assert SCRIPT not in page and SECRET not in page and "login_token" not in page
+            # The widget asks for a session: a single-use token, sent with no-store.
+            status, got, cache = await session(browser, data)
+            assert status == 200, got
+            assert "no-store" in cache
+            assert got["user_id"] == cid and got["homeserver"] == hs.url
+            assert got["expires_in_ms"] > 0 and got["login_token"]
             async with aiohttp.ClientSession() as s:
-                body = {"type": "m.login.token", "token": data["data-login-token"]}
+                body = {"type": "m.login.token", "token": got["login_token"]}
                 async with s.post(hs.url + "/_matrix/client/v3/login", json=body) as r:
                     assert r.status == 200, await r.text()
                     assert (await r.json())["user_id"] == cid
                 async with s.post(hs.url + "/_matrix/client/v3/login", json=body) as r:
                     assert r.status == 403
+        # Without the REST nonce (another site posting with the person's cookie): no session.
+        status, got, _ = await session(browser, data, nonce="")
+        assert status == 401 and got["code"] == "firm_chat_login", got
+        status, got, _ = await session(browser, data, nonce="0123456789")
+        assert status == 403 and got["code"] == "rest_cookie_invalid_nonce", got
     finally:
         await browser.close()
 
@@ -88,7 +109,14 @@ async def test_chat_mount_point_with_a_login_token(wp: WpFirm) -> None:
     try:
         async with browser.get(shortcode_page) as r:
             page = await r.text()
-        assert "firm-chat--ended" in page and "data-login-token" not in page
+        assert "firm-chat--ended" in page and "data-session-url" not in page
+        # Asked anyway, with a valid nonce of this session: refused, no token.
+        async with browser.get(site.url + "/wp-admin/admin-ajax.php?action=rest-nonce") as r:
+            nonce = await r.text()
+            assert r.status == 200 and nonce and nonce != "0", nonce
+        status, got, _ = await session(browser, data, nonce=nonce)
+        assert status == 403 and got["code"] == "firm_chat_ended", got
+        assert "login_token" not in got
     finally:
         await browser.close()
 

@@ -83,9 +83,15 @@ final class Firm_Bridge_Login_Check {
 	 * @return true|WP_Error
 	 */
 	public static function signed( $request ) {
+		$secret = Firm_Bridge_Settings::secret();
+		if ( strlen( $secret ) < Firm_Bridge_Settings::MIN_SECRET ) {
+			// A short secret (say, a FIRM_BRIDGE_SECRET constant of "changeme") is guessable:
+			// nothing signed with it is believed.
+			$secret = '';
+		}
 		try {
 			$request_id = Firm_Bridge_Signer::verify(
-				Firm_Bridge_Settings::secret(),
+				$secret,
 				$request->get_method(),
 				self::received_path(),
 				static function ( $name ) use ( $request ) {
@@ -186,10 +192,9 @@ final class Firm_Bridge_Login_Check {
 	 * @return WP_User|null
 	 */
 	private static function authenticate( $login, $password ) {
-		$exists = get_user_by( 'login', $login ) || ( is_email( $login ) && get_user_by( 'email', $login ) );
-		if ( ! $exists ) {
+		if ( null === self::find_user( $login ) ) {
 			// Spend what a real check spends, so timing does not tell unknown logins apart.
-			wp_check_password( $password, '$P$BJ4Lxl7D8kX1x7bQ1oqGq9aQ9k7cW1.' );
+			wp_check_password( $password, self::dummy_hash() );
 		}
 		add_filter( 'application_password_is_api_request', '__return_false', 999 );
 		try {
@@ -225,11 +230,51 @@ final class Firm_Bridge_Login_Check {
 	}
 
 	/**
+	 * The failure counter's name: per account, however the login was typed (WordPress signs in
+	 * "alice", "Alice", "<b>alice" and alice's e-mail address alike), else per cleaned name.
+	 *
 	 * @param string $login Login as given.
 	 * @return string Transient name.
 	 */
 	private static function limit_key( $login ) {
-		return 'firm_bridge_lc_' . md5( strtolower( trim( $login ) ) );
+		$user = self::find_user( $login );
+		if ( null !== $user ) {
+			return 'firm_bridge_lc_u' . (int) $user->ID;
+		}
+		return 'firm_bridge_lc_' . md5( strtolower( trim( sanitize_user( $login ) ) ) );
+	}
+
+	/**
+	 * The account wp_authenticate() would check this login against, if any.
+	 *
+	 * @param string $login Login or e-mail address as given.
+	 * @return WP_User|null
+	 */
+	private static function find_user( $login ) {
+		$user = get_user_by( 'login', sanitize_user( $login ) );
+		if ( ! $user && is_email( $login ) ) {
+			$user = get_user_by( 'email', $login );
+		}
+		return $user ? $user : null;
+	}
+
+	/**
+	 * A hash made the way this WordPress makes them (its cost changes between versions), for
+	 * the check an unknown login gets.
+	 *
+	 * @return string
+	 */
+	private static function dummy_hash() {
+		$version = (string) get_bloginfo( 'version' );
+		$kept    = get_option( 'firm_bridge_dummy_hash' );
+		if ( ! is_array( $kept ) || ( $kept['version'] ?? '' ) !== $version || empty( $kept['hash'] ) ) {
+			$kept = array(
+				'version' => $version,
+				'hash'    => wp_hash_password( wp_generate_password( 32, true, true ) ),
+			);
+			update_option( 'firm_bridge_dummy_hash', $kept, false );
+		}
+		return (string) $kept['hash'];
 	}
 
 	/**
