@@ -36,6 +36,25 @@ class EventSink(Protocol):
     async def on_events(self, conn: Any, events: list[dict]) -> None: ...
 
 
+# The homeserver sends up to 100 events of up to 64 KiB each, with ephemeral and to-device
+# events besides, and resends a refused transaction unchanged forever: the app-wide 1 MiB body
+# limit would stop the appservice for good after one burst of large events.
+MAX_TRANSACTION_BYTES = 64 * 1024 * 1024
+
+
+async def _read_limited(request: web.Request, limit: int) -> bytes:
+    """The body, read from the stream (outside the app's body limit); ValueError past `limit`."""
+    if request.content_length is not None and request.content_length > limit:
+        raise ValueError("too large")
+    chunks, size = [], 0
+    async for chunk in request.content.iter_chunked(256 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise ValueError("too large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _error(status: int, errcode: str, message: str) -> web.Response:
     return web.json_response({"errcode": errcode, "error": message}, status=status)
 
@@ -82,7 +101,12 @@ class AppServiceHandler:
             return refused
         txn_id = request.match_info["txn_id"]
         try:
-            body = json.loads(await request.read())
+            raw = await _read_limited(request, MAX_TRANSACTION_BYTES)
+        except ValueError:
+            metrics.TRANSACTIONS.labels("too_large").inc()
+            return _error(413, "M_TOO_LARGE", "transaction body is over the bridge's limit")
+        try:
+            body = json.loads(raw)
             events = body.get("events", [])
             if not isinstance(events, list):
                 raise ValueError

@@ -13,6 +13,7 @@ import struct
 import subprocess
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -34,9 +35,9 @@ class MediaFirm:
     spool: Path
 
 
-@pytest.fixture
-async def media_firm(
-    homeserver: Homeserver, db_uri: str, tmp_path: Path
+@asynccontextmanager
+async def running_media_firm(
+    homeserver: Homeserver, db_uri: str, tmp_path: Path, **overrides: Any
 ) -> AsyncIterator[MediaFirm]:
     port = free_port()
     spool = tmp_path / "spool"
@@ -50,6 +51,7 @@ async def media_firm(
             "media.max_size": "8M",
             "media.max_image_pixels": 30_000_000,
             "media.spool_dir": str(spool),
+            **overrides,
         },
     )
     bridge = await start_bridge(config, homeserver)
@@ -59,6 +61,14 @@ async def media_firm(
     finally:
         await client.close()
         await bridge.stop()
+
+
+@pytest.fixture
+async def media_firm(
+    homeserver: Homeserver, db_uri: str, tmp_path: Path
+) -> AsyncIterator[MediaFirm]:
+    async with running_media_firm(homeserver, db_uri, tmp_path) as mf:
+        yield mf
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20) -> None:

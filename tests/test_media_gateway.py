@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 import aiohttp
 import pytest
+from conftest import Homeserver
 from media_helpers import (
     MediaFirm,
     access_mismatches,
@@ -27,11 +28,13 @@ from media_helpers import (
     person_with_token,
     png_bomb,
     post_cleartext,
+    running_media_firm,
     upload,
     user_token,
     wait_indexed,
 )
 from PIL import Image, ImageChops, ImageOps, ImageStat
+from yarl import URL
 
 __all__ = ["media_firm"]  # the fixture, imported for pytest
 
@@ -218,6 +221,36 @@ async def test_ranges_redactions_and_avatars(media_firm: MediaFirm) -> None:
     event = await post_cleartext(firm.hs, room, pat, plain)
     await wait_indexed(firm, event)
     assert (await download(gw, t_cal, plain))[0] == 200
+    # Redactions naming the post that the homeserver passes on without applying them (one from
+    # another room, as federation may deliver; one by a member without the power to redact):
+    # not believed, the file stays shared. Sent as the homeserver sends transactions.
+    forged = [
+        {
+            "event_id": f"${secrets.token_hex(8)}",
+            "room_id": room_id,
+            "sender": cal,
+            "type": "m.room.redaction",
+            "origin_server_ts": 1_700_000_000_000,
+            "content": {"redacts": event},
+            "redacts": event,
+        }
+        for room_id in (f"!elsewhere{secrets.token_hex(4)}:firm.test", room)
+    ]
+    async with (
+        aiohttp.ClientSession() as s,
+        s.put(
+            f"http://127.0.0.1:{firm.hs.bridge_port}/_matrix/app/v1/transactions/"
+            f"redact-{secrets.token_hex(4)}",
+            json={"events": forged},
+            headers={"Authorization": f"Bearer {firm.hs.registration.hs_token}"},
+        ) as r,
+    ):
+        assert r.status == 200
+    status, body = await upload(gw, t_pat, os.urandom(1000), "application/octet-stream")
+    later = await post_cleartext(firm.hs, room, pat, body["content_uri"])
+    await wait_indexed(firm, later)  # transactions come in order: the redaction was seen
+    assert await firm.bridge.db.fetchval("SELECT 1 FROM media_posting WHERE event_id = $1", event)
+    assert (await download(gw, t_cal, plain))[0] == 200
     status, resp = await firm.hs.as_request(
         "PUT",
         f"/_matrix/client/v3/rooms/{quote(room)}/redact/{quote(event)}/{secrets.token_hex(4)}",
@@ -270,3 +303,46 @@ async def test_other_paths(media_firm: MediaFirm) -> None:
         bad = "/_matrix/client/v1/media/download/firm.test/bad%24id"
         async with s.get(media_firm.gateway + bad, headers=headers) as r:
             assert r.status == 400
+
+
+async def test_clients_address_passes_exactly_what_it_checked(
+    homeserver: Homeserver, db_uri: str, tmp_path: Path
+) -> None:
+    """With media.proxy_client_api (the demo's single address for clients), a path the gateway
+    would pass on must reach the homeserver as it was matched: dot-segments that would resolve
+    to a media download upstream are refused, as are server-to-server and admin APIs."""
+    async with running_media_firm(
+        homeserver, db_uri, tmp_path, **{"media.proxy_client_api": True}
+    ) as mf:
+        firm = mf.firm
+        await firm.person(1, "xpat", "partner")
+        await firm.person(3, "xout", "client")
+        for n in (1, 3):
+            await firm.wait_synced("person", n)
+        pat, out = (f"@{firm.login(n)}:firm.test" for n in ("xpat", "xout"))
+        as_token = firm.hs.registration.as_token
+        t_pat, t_out = [await user_token(firm.hs.url, as_token, u) for u in (pat, out)]
+        status, body = await upload(mf.gateway, t_pat, os.urandom(2000), "application/octet-stream")
+        assert status == 200, body
+        server_name, media_id = body["content_uri"].removeprefix("mxc://").split("/")
+        target = f"v1/media/download/{server_name}/{media_id}"
+        assert (await download(mf.gateway, t_out, body["content_uri"]))[0] == 403
+        headers = {"Authorization": f"Bearer {t_out}"}
+        async with aiohttp.ClientSession() as s:
+            for path in (
+                f"/_matrix/client/v3/../{target}",
+                f"/_matrix/client/v3/%2e%2e/{target}",
+                f"/_matrix/./client/{target}",
+                f"/_matrix/client/v3//../../client/{target}",
+            ):
+                async with s.get(URL(mf.gateway + path, encoded=True), headers=headers) as r:
+                    assert r.status in (400, 404), (path, r.status)
+                    assert r.headers.get("Content-Type", "").startswith("application/json")
+            for path in ("/_synapse/admin/v1/server_version", "/_matrix/key/v2/server"):
+                async with s.get(mf.gateway + path, headers=headers) as r:
+                    assert r.status == 404, path
+            # The rest of the client API still passes.
+            async with s.get(
+                mf.gateway + "/_matrix/client/v3/account/whoami", headers=headers
+            ) as r:
+                assert r.status == 200 and (await r.json())["user_id"] == out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import tracemalloc
 import zipfile
 from pathlib import Path
 
@@ -120,6 +121,21 @@ def test_sniff() -> None:
         refine_zip(buf) == "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
     )
     assert refine_zip(io.BytesIO(b"PK\x03\x04 broken")) == "application/zip"
+    # A "mimetype" entry that inflates to 256 MB is read 100 bytes at most.
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+        with z.open("mimetype", "w") as member:
+            chunk = b"\0" * (1 << 20)
+            for _ in range(256):
+                member.write(chunk)
+    assert len(bomb.getvalue()) < 1 << 20
+    bomb.seek(0)
+    tracemalloc.start()
+    try:
+        assert refine_zip(bomb) == "application/zip"
+        assert tracemalloc.get_traced_memory()[1] < 8 << 20
+    finally:
+        tracemalloc.stop()
 
 
 def test_ranges() -> None:

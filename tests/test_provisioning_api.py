@@ -10,7 +10,7 @@ import uuid
 from typing import Any
 
 import aiohttp
-from conftest import SECRET, Firm
+from conftest import DOMAIN, SECRET, Firm
 
 from bridge.provisioning.signing import signed_headers
 
@@ -675,6 +675,31 @@ async def test_malformed_events_do_not_block_a_transaction(firm: Firm) -> None:
         firm, "PUT", txn_path(txn), json.dumps({"events": events}).encode(), as_headers(firm)
     )
     assert (status, data) == (200, {})
+
+
+async def test_a_transaction_of_large_events_is_taken(firm: Firm) -> None:
+    """The homeserver batches up to 100 events of up to 64 KiB: such a transaction is taken (a
+    refusal would be resent unchanged for ever and stop the appservice), and only a body past
+    the bridge's own limit is refused, with 413."""
+    txn = uuid.uuid4().hex
+    events = [
+        {
+            "type": "m.room.message",
+            "room_id": f"!big:{DOMAIN}",
+            "sender": f"@x:{DOMAIN}",
+            "event_id": f"$big{i}{txn}",
+            "origin_server_ts": 1_700_000_000_000,
+            "content": {"msgtype": "m.text", "body": "x" * 60_000},
+        }
+        for i in range(100)
+    ]
+    body = json.dumps({"events": events}).encode()
+    assert len(body) > 5 * 1024 * 1024
+    status, data = await send(firm, "PUT", txn_path(txn), body, as_headers(firm))
+    assert (status, data) == (200, {})
+    huge = b'{"events": [], "pad": "' + b"x" * (65 * 1024 * 1024) + b'"}'
+    status, data = await send(firm, "PUT", txn_path(uuid.uuid4().hex), huge, as_headers(firm))
+    assert status == 413 and data["errcode"] == "M_TOO_LARGE", data
 
 
 async def test_departed_person_sent_again_changes_nothing(firm: Firm) -> None:

@@ -29,6 +29,7 @@ from urllib.parse import quote
 from aiohttp import ClientError, ClientSession, ClientTimeout, TCPConnector, web
 from mautrix.util.async_db import Database
 from multidict import CIMultiDict
+from yarl import URL
 
 from . import store
 from .access import Access
@@ -53,6 +54,8 @@ LEGACY = r"/_matrix/media/{version:(?:v3|r0|v1)}"
 AUTHED = "/_matrix/client/v1/media"
 _SERVER_NAME = re.compile(r"^(?:[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
 _MEDIA_ID = re.compile(r"^[A-Za-z0-9_\-]+$")
+# Never passed on from the clients' address: server-to-server and administration APIs.
+_NOT_FORWARDED = ("/_matrix/federation/", "/_matrix/key/", "/_synapse/admin/")
 _HOP_BY_HOP = frozenset(
     {
         "connection",
@@ -321,7 +324,15 @@ class MediaGateway:
     async def forward(self, request: web.Request) -> web.StreamResponse:
         """Pass a request through to the homeserver unchanged, streaming both ways."""
         assert self._media is not None
-        url = self.hs_url + request.rel_url.raw_path_qs
+        raw = request.rel_url.raw_path
+        segments = re.sub("%2[eE]", ".", raw).split("/")[1:]
+        if any(s in (".", "..", "") for s in segments[:-1]) or segments[-1] in (".", ".."):
+            # The route was matched on this path; the homeserver must get exactly it, not what
+            # "/_matrix/client/v3/../v1/media/download/..." resolves to (an unchecked media read).
+            return _error(400, "M_UNRECOGNIZED", "path segments '.', '..' and '' are refused")
+        if raw.startswith(_NOT_FORWARDED):
+            return _error(404, "M_UNRECOGNIZED", "not served on the clients' address")
+        url = URL(self.hs_url + request.rel_url.raw_path_qs, encoded=True)
         headers = CIMultiDict(
             (k, v) for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP
         )
@@ -361,7 +372,8 @@ class MediaGateway:
             sniffed = sniff(head)
             if sniffed == ZIP:
                 spooled.seek(0)
-                sniffed = refine_zip(spooled)
+                # Off the event loop: a large archive's directory takes a while to read.
+                sniffed = await asyncio.to_thread(refine_zip, spooled)
             try:
                 plan = classify_upload(declared, sniffed, head, self.allowed)
             except Refusal as e:

@@ -73,7 +73,7 @@ class MediaIndex:
                 if not isinstance(redacts, str) and isinstance(content, dict):
                     redacts = content.get("redacts")  # room versions 11 and later
                 if isinstance(redacts, str):
-                    await store.forget_event(conn, redacts)
+                    await store.forget_event(conn, redacts, room_id, sender)
                 continue
             if event.get("type") == "m.room.encrypted" or not isinstance(content, dict):
                 continue

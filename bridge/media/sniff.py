@@ -143,7 +143,9 @@ def refine_zip(f: IO[bytes]) -> str:
         with zipfile.ZipFile(f) as z:
             names = set(z.namelist())
             if "mimetype" in names:
-                declared = z.read("mimetype")[:100].decode("ascii", "replace").strip()
+                # Read a few bytes only: the entry may be a bomb that inflates to gigabytes.
+                with z.open("mimetype") as member:
+                    declared = member.read(100).decode("ascii", "replace").strip()
                 if declared in (ODT, ODS):
                     return declared
     except (zipfile.BadZipFile, OSError, ValueError, EOFError):

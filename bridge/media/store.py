@@ -107,5 +107,13 @@ async def add_posting(
     )
 
 
-async def forget_event(conn: Connection | Any, event_id: str) -> None:
-    await conn.execute("DELETE FROM media_posting WHERE event_id = $1", event_id)
+async def forget_event(conn: Connection | Any, event_id: str, room_id: str, sender: str) -> None:
+    """A redaction by the posting's own sender, in its room, removes the posting. Others are
+    not believed: the homeserver passes on redactions it does not apply (anyone may send one,
+    in any room, naming any event id)."""
+    await conn.execute(
+        "DELETE FROM media_posting WHERE event_id = $1 AND room_id = $2 AND sender = $3",
+        event_id,
+        room_id,
+        sender,
+    )
