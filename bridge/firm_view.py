@@ -24,6 +24,7 @@ class PersonFacts:
     active: bool
     supervisor: str | None = None
     attorneys: frozenset[str] = frozenset()
+    display_name: str | None = None  # the name the firm gave them, shown in every room
 
 
 @attrs.define(frozen=True)
@@ -105,6 +106,7 @@ def _person(p: Mapping[str, Any]) -> PersonFacts:
         active=bool(p["active"]),
         supervisor=p.get("supervisor"),
         attorneys=frozenset(p.get("attorneys", ())),
+        display_name=p.get("display_name"),
     )
 
 

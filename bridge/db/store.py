@@ -399,7 +399,7 @@ async def snapshot(conn: Connection, domain: str) -> dict[str, Any]:
     for r in await conn.fetch("SELECT person_id, attorney_id FROM person_attorney"):
         attorneys.setdefault(r["person_id"], []).append(r["attorney_id"])
     rows = await conn.fetch(
-        "SELECT wp_id, login, localpart, role, active, supervisor_id FROM person"
+        "SELECT wp_id, login, localpart, display_name, role, active, supervisor_id FROM person"
     )
     mxid = {r["wp_id"]: f"@{r['localpart']}:{domain}" for r in rows}
     people = [
@@ -407,6 +407,7 @@ async def snapshot(conn: Connection, domain: str) -> dict[str, Any]:
             "wp_id": r["wp_id"],
             "user_id": mxid[r["wp_id"]],
             "login": r["login"],
+            "display_name": r["display_name"],
             "role": r["role"],
             "active": bool(r["active"]),
             "supervisor": mxid.get(r["supervisor_id"]),

@@ -338,6 +338,13 @@ class FirmPolicyModule:
         if create is None or not event.is_state():
             return True, None
         await self._first_read()
+        if (
+            etype == "m.room.member"
+            and event.state_key == sender
+            and content.get("membership") == "join"
+            and not await self._shows_firm_name(sender, content.get("displayname"))
+        ):
+            return False, None
         if self.view is None:
             # Who the bridge is is not known yet. A room made for a matter stays closed to
             # state changes (the bridge's too: it retries) rather than open to everyone's.
@@ -351,6 +358,24 @@ class FirmPolicyModule:
         if etype == "m.room.member" and event.state_key == sender:
             return content.get("membership") in ("join", "leave"), None
         return False, None
+
+    async def _shows_firm_name(self, user_id: str, shown: Any) -> bool:
+        """A firm person appears in every room under the name the firm gave them: nobody joins
+        or renames themselves into "Jane Doe (Partner)". Their bare user name (what a new account
+        starts with) and no name pass too. A mismatch is re-checked on fresh state: the bridge
+        renames people, and Synapse then updates their membership in every room."""
+        arrived = time.monotonic()
+        for fresh in (False, True):
+            if self.view is None:
+                return shown is None  # cannot tell whose name it is: no name only
+            person = self.view.people.get(user_id)
+            if person is None or person.display_name is None or shown is None:
+                return True
+            if shown in (person.display_name, user_id, user_id[1:].split(":", 1)[0]):
+                return True
+            if fresh or self._read_began >= arrived or not await self.refresh():
+                return False
+        return False
 
     # --- login and sessions ------------------------------------------------------------------
 

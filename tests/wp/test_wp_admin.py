@@ -406,3 +406,45 @@ async def test_resync_rebuilds_a_bridge_that_lost_its_database(wp: WpFirm, tmp_p
     finally:
         await api.close()
         await fresh.stop()
+
+
+async def test_people_cannot_rename_themselves(wp: WpFirm) -> None:
+    """The name a person has in WordPress is the name everyone sees in chat: a client cannot
+    take a partner's name on their profile page or through the REST API; the firm can."""
+    site = wp.site
+    partner = await wp.person("pia", "firm_partner")
+    password = secrets.token_urlsafe(16)
+    client = await site.create_user(
+        wp.login("cal"), "firm_client", name="Cal", password=password, firm_attorneys=[partner]
+    )
+    before = await wp.wait_bridge("person", client)
+    browser = await site.browser(wp.login("cal"), password)
+    try:
+        # The profile screen.
+        status, page = await get(browser, site.url + "/wp-admin/profile.php")
+        assert status == 200
+        fields = form_fields(page, "profile.php")
+        fields.update(first_name="Pia", last_name="(Partner)", nickname="Pia", display_name="Pia")
+        fields["email"] = fields.get("email") or f"{wp.login('cal')}@example.com"
+        status, _, _ = await post(browser, site.url + "/wp-admin/profile.php", fields)
+        assert status in (200, 302)
+        # The REST API, with the REST nonce of this session.
+        async with browser.get(site.url + "/wp-admin/admin-ajax.php?action=rest-nonce") as r:
+            nonce = await r.text()
+        async with browser.post(
+            site.url + "/wp-json/wp/v2/users/me",
+            json={"name": "Pia (Partner)", "first_name": "Pia", "nickname": "Pia"},
+            headers={"X-WP-Nonce": nonce},
+        ) as r:
+            assert r.status == 200, await r.text()
+    finally:
+        await browser.close()
+    user = await site.php(
+        f"$u = get_userdata({client}); return [$u->display_name, $u->first_name, $u->nickname];"
+    )
+    assert user[0] == "Cal" and "Pia" not in user, user
+    after = await wp.wait_bridge("person", client)
+    assert after["display_name"] == before["display_name"] == "Cal"
+    # The firm renames people.
+    await site.update_user(client, name="Calvin Reyes")
+    await wp.wait_bridge("person", client, display_name="Calvin Reyes")

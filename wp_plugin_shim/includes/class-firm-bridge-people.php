@@ -45,6 +45,9 @@ final class Firm_Bridge_People {
 		add_action( 'show_user_profile', array( __CLASS__, 'profile_fields' ) );
 		add_action( 'edit_user_profile', array( __CLASS__, 'profile_fields' ) );
 		add_action( 'user_new_form', array( __CLASS__, 'profile_fields' ) );
+		// Before edit_user() reads the form (priority 0), and on the REST route.
+		add_action( 'personal_options_update', array( __CLASS__, 'keep_own_name' ), 0 );
+		add_filter( 'rest_pre_insert_user', array( __CLASS__, 'keep_own_name_rest' ), 10, 2 );
 		add_action( 'personal_options_update', array( __CLASS__, 'save_profile' ) );
 		add_action( 'edit_user_profile_update', array( __CLASS__, 'save_profile' ) );
 		add_action( 'edit_user_created_user', array( __CLASS__, 'save_profile' ) );
@@ -101,6 +104,52 @@ final class Firm_Bridge_People {
 				'show_in_rest'  => array( 'schema' => array( 'context' => array( 'edit' ) ) ),
 			)
 		);
+	}
+
+	/** Name fields a firm person may not change on their own profile. */
+	const NAME_FIELDS = array( 'first_name', 'last_name', 'nickname', 'display_name' );
+
+	/**
+	 * Whether the person logged in is renaming themselves without being one who manages people:
+	 * their name is what others see in every chat room, so the firm sets it ("Jane Doe
+	 * (Partner)" is not a name a client may take).
+	 *
+	 * @param int $user_id The profile being saved.
+	 * @return bool
+	 */
+	private static function own_name_locked( $user_id ) {
+		return (int) $user_id === get_current_user_id()
+			&& ! current_user_can( 'edit_users' )
+			&& null !== self::mapped( (int) $user_id );
+	}
+
+	/**
+	 * The profile screen: the name fields are left out of the form before WordPress reads it.
+	 *
+	 * @param int $user_id User id.
+	 */
+	public static function keep_own_name( $user_id ) {
+		if ( self::own_name_locked( $user_id ) ) {
+			foreach ( self::NAME_FIELDS as $field ) {
+				unset( $_POST[ $field ] ); // phpcs:ignore WordPress.Security.NonceVerification -- core checked the profile nonce.
+			}
+		}
+	}
+
+	/**
+	 * The REST route (/wp/v2/users/me): the same fields are dropped from the update.
+	 *
+	 * @param object          $prepared User fields to save.
+	 * @param WP_REST_Request $request  Request.
+	 * @return object
+	 */
+	public static function keep_own_name_rest( $prepared, $request ) {
+		if ( isset( $prepared->ID ) && self::own_name_locked( (int) $prepared->ID ) ) {
+			foreach ( self::NAME_FIELDS as $field ) {
+				unset( $prepared->$field );
+			}
+		}
+		return $prepared;
 	}
 
 	/**
