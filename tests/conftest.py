@@ -29,7 +29,7 @@ SECRET = secrets.token_urlsafe(48)
 MODULE_SECRET = secrets.token_urlsafe(48)
 
 
-def module_config(bridge_port: int) -> dict:
+def module_config(bridge_port: int, **module: Any) -> dict:
     """What a firm adds to Synapse's homeserver.yaml: the policy module, WordPress logins only."""
     return {
         "modules": [
@@ -38,6 +38,7 @@ def module_config(bridge_port: int) -> dict:
                 "config": {
                     "bridge_url": f"http://127.0.0.1:{bridge_port}",
                     "shared_secret": MODULE_SECRET,
+                    **module,
                 },
             }
         ],
@@ -127,9 +128,10 @@ class Homeserver:
 
 
 @contextmanager
-def running_homeserver(work: Path) -> Iterator[Homeserver]:
-    """A real Synapse in `work` with the firm's policy module, an appservice registration for a
-    bridge on a port of its own (not started here) and an admin account."""
+def running_homeserver(work: Path, **module: Any) -> Iterator[Homeserver]:
+    """A real Synapse in `work` with the firm's policy module (extra settings: `module`), an
+    appservice registration for a bridge on a port of its own (not started here) and an admin
+    account."""
     port = free_port()
     reg_path = work / "registration.yaml"
     config = parse(bridge_config_data(port, "http://127.0.0.1:1", "sqlite:unused"), work / "c.yaml")
@@ -142,7 +144,7 @@ def running_homeserver(work: Path) -> Iterator[Homeserver]:
         server_name=DOMAIN,
         registration_paths=[reg_path],
         port=hs_port,
-        extra_config=module_config(port),
+        extra_config=module_config(port, **module),
     )
     server.start()
     try:

@@ -4,6 +4,9 @@ long had its state."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,3 +96,39 @@ async def test_bridge_started_after_synapse_is_not_refused_and_state_stays_close
         "POST", f"/_matrix/client/v3/rooms/{room}/leave", {}, user_id=cy
     )
     assert status == 200, body
+
+
+async def test_a_bridge_that_hangs_is_refused_within_the_timeout(tmp_path: Path) -> None:
+    """A bridge that accepts connections and never answers: firm actions are refused after
+    `request_timeout`, not after Synapse's own one-minute HTTP timeout."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # read nothing, answer nothing
+
+    work = tmp_path / "synapse"
+    work.mkdir()
+    with running_homeserver(work, request_timeout=1) as hs:
+        server = await asyncio.start_server(hold, "127.0.0.1", hs.bridge_port)
+        try:
+            user = f"@{hs.registration.sender_localpart}-x{os.urandom(3).hex()}:{DOMAIN}"
+            localpart = user[1:].split(":")[0]
+            status, body = await hs.as_request(
+                "POST",
+                "/_matrix/client/v3/register",
+                {"type": "m.login.application_service", "username": localpart},
+            )
+            assert status == 200, body
+            started = time.monotonic()
+            status, body = await hs.as_request(
+                "POST", "/_matrix/client/v3/createRoom", {"preset": "private_chat"}, user_id=user
+            )
+            elapsed = time.monotonic() - started
+            assert status == 403 and "cannot be read" in body["error"], body
+            assert held, "the module never called the bridge"
+            # Two reads at most (the first read, then the decision's), a second each.
+            assert elapsed < 20, elapsed
+        finally:
+            server.close()
+            for w in held:
+                w.close()

@@ -12,7 +12,7 @@ import attrs
 from synapse.api.errors import Codes, HttpResponseException, SynapseError
 from synapse.http.server import DirectServeJsonResource
 from synapse.http.servlet import parse_json_object_from_request
-from synapse.module_api import NOT_SPAM, ModuleApi
+from synapse.module_api import NOT_SPAM, ModuleApi, make_deferred_yieldable, run_in_background
 from synapse.module_api.errors import ConfigError
 
 from ..firm_view import FirmView
@@ -112,7 +112,12 @@ class FirmPolicyModule:
             if not whole:
                 url += "?since=" + quote(held)
         try:
-            data = await self.api.http_client.get_json(url, headers=headers)
+            data = await self._within(
+                self.config.request_timeout,
+                self.api.http_client.get_json,
+                url,
+                headers=headers,
+            )
         except HttpResponseException as e:
             if e.code == 304:
                 self._fetched_at = time.monotonic()
@@ -156,6 +161,34 @@ class FirmPolicyModule:
             log.info("Firm state readable again; firm actions allowed by the policy")
             self._stale_logged = False
         return True
+
+    @staticmethod
+    async def _within(seconds: float, call: Any, *args: Any, **kwargs: Any) -> Any:
+        """A call to the bridge given at most `seconds` (Synapse's HTTP client would wait a
+        minute): a bridge that hangs is refused as quickly as one that is down."""
+        from twisted.internet import reactor as global_reactor
+
+        reactor: Any = global_reactor  # Synapse runs on the global reactor
+        d = run_in_background(call, *args, **kwargs)
+        timed_out = False
+
+        def give_up() -> None:
+            nonlocal timed_out
+            timed_out = True
+            d.cancel()
+
+        # Not Deferred.addTimeout: Synapse's client turns the cancellation into another error,
+        # which addTimeout's conversion trips over.
+        pending = reactor.callLater(seconds, give_up)
+        try:
+            return await make_deferred_yieldable(d)
+        except Exception:
+            if timed_out:
+                raise TimeoutError(f"no answer within {seconds:g} s") from None
+            raise
+        finally:
+            if pending.active():
+                pending.cancel()
 
     async def _first_read(self) -> None:
         """Until the firm's state has been read once (Synapse started before the bridge
@@ -384,8 +417,13 @@ class FirmPolicyModule:
         if not isinstance(password, str) or not password:
             return None
         try:
-            data = await self.api.http_client.post_json_get_json(
-                self._url + "/login", {"login": username, "password": password}, headers=self._auth
+            # The bridge asks WordPress in turn, which takes its time to hash: longer here.
+            data = await self._within(
+                self.config.request_timeout * 3,
+                self.api.http_client.post_json_get_json,
+                self._url + "/login",
+                {"login": username, "password": password},
+                headers=self._auth,
             )
         except HttpResponseException as e:
             if e.code == 503:
