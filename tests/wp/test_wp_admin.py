@@ -144,6 +144,9 @@ async def test_rest_refuses_anonymous_and_unauthorized_callers(site: WordPressSi
     assert status == 200
     assert all(u["id"] != partner for u in users)
     assert all("firm_supervisor" not in (u.get("meta") or {}) for u in users)
+    # Nor one at a time, though the published matter is theirs.
+    status, one = await site.rest("GET", f"/wp/v2/users/{partner}", auth=None)
+    assert status == 401, one
 
 
 async def test_script_tag_in_a_matter_title_is_shown_as_text(site: WordPressSite) -> None:

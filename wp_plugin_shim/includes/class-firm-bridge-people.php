@@ -55,6 +55,7 @@ final class Firm_Bridge_People {
 		add_filter( 'manage_users_custom_column', array( __CLASS__, 'column' ), 10, 3 );
 		// Matters are not public: their authors must not become public "authors" in the REST API.
 		add_filter( 'rest_user_query', array( __CLASS__, 'rest_user_query' ) );
+		add_filter( 'get_usernumposts', array( __CLASS__, 'posts_without_matters' ), 10, 4 );
 	}
 
 	/**
@@ -161,6 +162,25 @@ final class Firm_Bridge_People {
 			$args['has_published_posts'] = array_values( array_diff( $args['has_published_posts'], array( Firm_Bridge_Matters::POST_TYPE ) ) );
 		}
 		return $args;
+	}
+
+	/**
+	 * Published matters do not make their author a public "author" either (the REST route for
+	 * one user shows anyone with published posts of a REST-visible type).
+	 *
+	 * @param int          $count       Posts counted.
+	 * @param int          $userid      User id.
+	 * @param string|array $post_type   Types counted.
+	 * @param bool         $public_only Whether only public posts count.
+	 * @return int|string
+	 */
+	public static function posts_without_matters( $count, $userid, $post_type, $public_only ) {
+		$types = (array) $post_type;
+		if ( ! in_array( Firm_Bridge_Matters::POST_TYPE, $types, true ) ) {
+			return $count;
+		}
+		$rest = array_values( array_diff( $types, array( Firm_Bridge_Matters::POST_TYPE ) ) );
+		return $rest ? count_user_posts( $userid, $rest, $public_only ) : 0;
 	}
 
 	/**
