@@ -165,6 +165,7 @@ SCHEMA: list[tuple[str, _Check, Any]] = [
     ("media.max_image_pixels", _positive_int, 50_000_000),
     ("media.spool_dir", _optional_str, None),
     ("media.proxy_client_api", _bool, False),
+    ("media.max_transfers_per_person", _positive_int, 16),
 ]
 
 

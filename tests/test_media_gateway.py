@@ -3,9 +3,11 @@ refusals that store nothing, Range requests, redactions."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
+from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -346,3 +348,59 @@ async def test_clients_address_passes_exactly_what_it_checked(
                 mf.gateway + "/_matrix/client/v3/account/whoami", headers=headers
             ) as r:
                 assert r.status == 200 and (await r.json())["user_id"] == out
+
+
+async def test_a_person_has_a_few_transfers_at_a_time(
+    homeserver: Homeserver, db_uri: str, tmp_path: Path
+) -> None:
+    """One person's slow transfers cannot hold every connection to the homeserver: past
+    media.max_transfers_per_person in progress, another is refused with 429 (others' pass)."""
+    async with running_media_firm(
+        homeserver, db_uri, tmp_path, **{"media.max_transfers_per_person": 2}
+    ) as mf:
+        firm = mf.firm
+        _, t_slow = await person_with_token(firm, 1, "spat", "partner")
+        _, t_other = await person_with_token(firm, 2, "sann", "associate")
+        gateway = firm.bridge.media
+        assert gateway is not None
+        release = asyncio.Event()
+
+        async def trickle() -> AsyncIterator[bytes]:
+            yield os.urandom(64 * 1024)
+            await release.wait()
+            yield os.urandom(64 * 1024)
+
+        async def slow_upload() -> int:
+            async with (
+                aiohttp.ClientSession() as s,
+                s.post(
+                    mf.gateway + "/_matrix/media/v3/upload",
+                    data=trickle(),
+                    headers={
+                        "Authorization": f"Bearer {t_slow}",
+                        "Content-Type": "application/octet-stream",
+                    },
+                ) as r,
+            ):
+                return r.status
+
+        def in_progress() -> int:
+            return sum(gateway._transfers.values())
+
+        async def both_started() -> bool:
+            return in_progress() == 2
+
+        octets = "application/octet-stream"
+        slow = [asyncio.create_task(slow_upload()) for _ in range(2)]
+        try:
+            await eventually(both_started)
+            status, body = await upload(mf.gateway, t_slow, os.urandom(1000), octets)
+            assert status == 429 and body["errcode"] == "M_LIMIT_EXCEEDED", body
+            status, body = await upload(mf.gateway, t_other, os.urandom(1000), octets)
+            assert status == 200, body
+        finally:
+            release.set()
+        assert await asyncio.gather(*slow) == [200, 200]
+        assert in_progress() == 0
+        status, body = await upload(mf.gateway, t_slow, os.urandom(1000), octets)
+        assert status == 200, body

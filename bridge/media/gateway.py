@@ -15,13 +15,14 @@ can use the gateway's address as its homeserver (the demo does; production uses 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import re
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote
@@ -133,6 +134,8 @@ class MediaGateway:
         spool = config["media.spool_dir"]
         self.spool_dir: str | None = str(config.resolve_path("media.spool_dir")) if spool else None
         self.proxy_client_api = config["media.proxy_client_api"]
+        self.max_transfers = config["media.max_transfers_per_person"]
+        self._transfers: dict[str, int] = {}  # person -> uploads and downloads in progress
         self._as_token = as_token
         self._bot = bot_mxid
         self._strips = asyncio.Semaphore(STRIP_CONCURRENCY)
@@ -150,7 +153,8 @@ class MediaGateway:
         self._api = ClientSession(timeout=ClientTimeout(total=30))
         # Files stream through: no overall time limit, no decompression, large reads.
         self._media = ClientSession(
-            timeout=ClientTimeout(total=None, sock_connect=10, sock_read=300),
+            # connect covers waiting for a free connection too: none is waited for for ever.
+            timeout=ClientTimeout(total=None, connect=30, sock_connect=10, sock_read=300),
             auto_decompress=False,
             read_bufsize=STREAM_BUFFER,
             connector=TCPConnector(limit=256),
@@ -219,9 +223,31 @@ class MediaGateway:
             raise Refusal(400, "M_INVALID_PARAM", "not a valid media server name and id")
         return server_name, media_id
 
+    @contextlib.contextmanager
+    def _transfer(self, person: str) -> Iterator[None]:
+        """One of a person's transfers: a few at a time each, so one person reading slowly
+        cannot hold every connection to the homeserver (or fill the spool)."""
+        if self._transfers.get(person, 0) >= self.max_transfers:
+            raise Refusal(429, "M_LIMIT_EXCEEDED", "too many uploads and downloads at once")
+        self._transfers[person] = self._transfers.get(person, 0) + 1
+        try:
+            yield
+        finally:
+            left = self._transfers[person] - 1
+            if left:
+                self._transfers[person] = left
+            else:
+                del self._transfers[person]
+
     async def _serve(self, request: web.Request, kind: str) -> web.StreamResponse:
         token = access_token(request)
         requester = await self.tokens.user_id(token)
+        with self._transfer(requester):
+            return await self._serve_to(request, kind, token, requester)
+
+    async def _serve_to(
+        self, request: web.Request, kind: str, token: str | None, requester: str
+    ) -> web.StreamResponse:
         server_name, media_id = self._media_key(request)
         verdict = await self.access.check(requester, server_name, media_id)
         if not verdict.allowed:
@@ -359,6 +385,12 @@ class MediaGateway:
     async def upload(self, request: web.Request) -> web.Response:
         token = access_token(request)
         uploader = await self.tokens.user_id(token)
+        with self._transfer(uploader):
+            return await self._upload_from(request, token, uploader)
+
+    async def _upload_from(
+        self, request: web.Request, token: str | None, uploader: str
+    ) -> web.Response:
         target = None
         if request.method == "PUT":
             target = self._media_key(request)
