@@ -149,6 +149,26 @@ async def test_rest_refuses_anonymous_and_unauthorized_callers(site: WordPressSi
     assert status == 401, one
 
 
+async def test_settings_warn_of_plain_http_to_another_machine(site: WordPressSite) -> None:
+    settings = site.url + "/wp-admin/admin.php?page=firm-bridge-settings"
+    before = await site.php("return get_option('firm_bridge_url');")
+    admin = await site.browser("admin", site.admin_password)
+    try:
+        for url, warned in (
+            ("http://bridge.firm.example:29320", True),
+            ("https://bridge.firm.example", False),
+            ("http://127.0.0.1:29320", False),
+            ("http://[::1]:29320", False),
+        ):
+            await site.php(f"update_option('firm_bridge_url', '{url}'); return true;")
+            status, page = await get(admin, settings)
+            assert status == 200
+            assert ("firm-bridge-plain-http" in page) is warned, url
+    finally:
+        await site.php(f"update_option('firm_bridge_url', '{before}'); return true;")
+        await admin.close()
+
+
 async def test_script_tag_in_a_matter_title_is_shown_as_text(site: WordPressSite) -> None:
     # Numbers are stored as plain text (tags stripped); quotes and ampersands stay.
     number = f'N&"-{secrets.token_hex(3)}'

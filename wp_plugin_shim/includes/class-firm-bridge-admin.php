@@ -225,6 +225,9 @@ final class Firm_Bridge_Admin {
 		$has_secret = '' !== Firm_Bridge_Settings::secret();
 		echo '<div class="wrap"><h1>' . esc_html__( 'Firm Bridge: Settings', 'firm-bridge' ) . '</h1>';
 		self::notice();
+		if ( self::plain_http_elsewhere( Firm_Bridge_Settings::url() ) ) {
+			echo '<div class="notice notice-warning firm-bridge-plain-http"><p>' . esc_html__( 'The bridge URL is plain http to another machine: login tokens and people\'s names would travel on the network unencrypted. Use https.', 'firm-bridge' ) . '</p></div>';
+		}
 		?>
 		<form method="post" action="<?php echo esc_url( admin_url( 'admin-post.php' ) ); ?>">
 			<input type="hidden" name="action" value="firm_bridge_save_settings" />
@@ -248,6 +251,20 @@ final class Firm_Bridge_Admin {
 			<?php submit_button( __( 'Save settings', 'firm-bridge' ) ); ?>
 		</form></div>
 		<?php
+	}
+
+	/**
+	 * Whether a URL is plain http to a host other than this machine.
+	 *
+	 * @param string $url URL.
+	 * @return bool
+	 */
+	public static function plain_http_elsewhere( $url ) {
+		if ( 'http' !== wp_parse_url( $url, PHP_URL_SCHEME ) ) {
+			return false;
+		}
+		$host = strtolower( trim( (string) wp_parse_url( $url, PHP_URL_HOST ), '[]' ) );
+		return ! ( 'localhost' === $host || '::1' === $host || 0 === strpos( $host, '127.' ) );
 	}
 
 	/**
