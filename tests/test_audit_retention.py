@@ -26,6 +26,7 @@ from audit_helpers import (
 )
 from conftest import Firm, Homeserver
 
+from bridge.audit import enforce
 from bridge.audit.records import now_ms
 
 DAY_MS = 86_400_000
@@ -60,15 +61,20 @@ async def media_exists(firm: Firm, media: str) -> bool:
 async def test_retention_purges_expired_keeps_held(audit_firm: Firm) -> None:
     firm = audit_firm
     await firm.person(1, "pat", "partner")
+    await firm.person(2, "pia", "partner")
     await firm.person(4, "cal", "client", attorneys=[firm.pid(1)])
     await firm.person(5, "dee", "client", attorneys=[firm.pid(1)])
     await firm.person(9, "ada", "administrator")
-    # Matter 20 follows the schedule; matter 21 (another client) is on legal hold.
+    # Matter 20 follows the schedule; matter 21 (another client, another partner) is on legal
+    # hold.
     matters = {20: 4, 21: 5}
+    partner_of = {20: 1, 21: 2}
     for n, client in matters.items():
-        await firm.matter(n, clients=[client], responsible_partner=1, legal_hold=n == 21)
+        await firm.matter(
+            n, clients=[client], responsible_partner=partner_of[n], legal_hold=n == 21
+        )
     rooms = {n: (await firm.wait_synced("matter", n))["room_id"] for n in matters}
-    pat = await device(firm, "pat")
+    partners = {20: await device(firm, "pat"), 21: await device(firm, "pia")}
     clients = {20: await device(firm, "cal"), 21: await device(firm, "dee")}
     old: dict[int, list[str]] = {n: [] for n in matters}
     fresh: dict[int, list[str]] = {n: [] for n in matters}
@@ -77,12 +83,12 @@ async def test_retention_purges_expired_keeps_held(audit_firm: Firm) -> None:
     try:
         for batch, media in ((old, media_old), (fresh, media_fresh)):
             for n, room in rooms.items():
-                text = await pat.send_text(room, f"advice {n}")
+                text = await partners[n].send_text(room, f"advice {n}")
                 event, media[n] = await send_file(clients[n], room, b"exhibit " * 64, "e.pdf")
                 react = await as_send(
                     firm.hs,
                     room,
-                    mxid(firm, "pat"),
+                    mxid(firm, "pat" if n == 20 else "pia"),
                     "m.reaction",
                     {"m.relates_to": {"rel_type": "m.annotation", "event_id": text, "key": "ok"}},
                 )
@@ -90,8 +96,7 @@ async def test_retention_purges_expired_keeps_held(audit_firm: Firm) -> None:
             if batch is old:
                 await asyncio.sleep(1.5)  # a gap in time between the old and the fresh batch
     finally:
-        await pat.stop()
-        for dc in clients.values():
+        for dc in [*partners.values(), *clients.values()]:
             await dc.stop()
     rows = await wait_audited(
         firm.bridge, [e for b in (old, fresh) for ids in b.values() for e in ids]
@@ -107,7 +112,7 @@ async def test_retention_purges_expired_keeps_held(audit_firm: Firm) -> None:
         await firm.matter(
             n,
             clients=[client],
-            responsible_partner=1,
+            responsible_partner=partner_of[n],
             legal_hold=n == 21,
             retention_open_days=days,
             retention_media_days=days,
@@ -131,6 +136,31 @@ async def test_retention_purges_expired_keeps_held(audit_firm: Firm) -> None:
     assert "legal hold" in kept[media_old[21]]
     assert media_fresh[20] in kept and media_fresh[21] in kept
     assert {n: await room_events(firm, room) for n, room in rooms.items()} == before
+
+    # A legal hold set after the report and before the run: the run reads the schedule again
+    # and deletes nothing of the matter. A run cannot be as of a time to come.
+    audit = firm.bridge.audit
+    early = await audit.retention_report(as_of, "test")
+    hold = {"clients": [client_of_20 := 4], "responsible_partner": 1, "legal_hold": True}
+    await firm.matter(20, **hold, retention_open_days=days, retention_media_days=days)
+    assert audit.admin is not None
+    result = await enforce.apply_report(
+        firm.bridge.db, audit.admin, audit.bot, audit.sealer, early, "test", audit.defaults
+    )
+    assert "legal hold" in result["skipped"][firm.pid(20)], result
+    assert "legal hold" in result["skipped"][media_old[20]], result
+    assert result["purged"] == {} and result["deleted_media"] == []
+    assert {n: await room_events(firm, room) for n, room in rooms.items()} == before
+    assert await media_exists(firm, media_old[20])
+    await firm.matter(
+        20,
+        clients=[client_of_20],
+        responsible_partner=1,
+        retention_open_days=days,
+        retention_media_days=days,
+    )
+    with pytest.raises(ValueError, match="future"):
+        await audit.retention_run(now_ms() + DAY_MS, "test")
 
     # The run, from the command line, as of the same moment.
     config = firm.bridge.config
@@ -172,3 +202,18 @@ async def test_retention_purges_expired_keeps_held(audit_firm: Firm) -> None:
     report = await firm.bridge.audit.retention_report(as_of, "test")
     again = {m["matter"]: m for m in report["matters"]}[firm.pid(20)]
     assert again["messages"] == [] and report["media"] == []
+
+    # An encrypted file keeps its address when forwarded, out of the bridge's sight: once a
+    # person of matter 20 is also on held matter 21, matter 20's files are kept (dry run).
+    await firm.matter(
+        21,
+        clients=[5],
+        responsible_partner=2,
+        associates=[1],
+        legal_hold=True,
+        retention_open_days=days,
+        retention_media_days=days,
+    )
+    later = await firm.bridge.audit.retention_report(now_ms() + DAY_MS, "test")
+    kept_later = {m["media_id"]: m["reason"] for m in later["kept_media"]}
+    assert "forwarded into matter" in kept_later[media_fresh[20]], later["media"]

@@ -38,12 +38,15 @@ MESSAGE_TYPES = ("m.room.encrypted", "m.room.message", "m.sticker")
 
 
 async def _schedules(
-    conn: Any, defaults: Mapping[str, float | None]
+    conn: Any, defaults: Mapping[str, float | None], only: int | None = None
 ) -> list[tuple[int, str | None, str, retention.Schedule]]:
     rows = await conn.fetch(
         "SELECT m.wp_id, m.room_id, m.status, r.open_days, r.closed_days, r.media_days,"
         " r.legal_hold, r.closed_at FROM matter m"
-        " LEFT JOIN matter_retention r ON r.matter_id = m.wp_id ORDER BY m.wp_id"
+        " LEFT JOIN matter_retention r ON r.matter_id = m.wp_id"
+        + ("" if only is None else " WHERE m.wp_id = $1")
+        + " ORDER BY m.wp_id",
+        *(() if only is None else (only,)),
     )
     result = []
     for r in rows:
@@ -173,17 +176,47 @@ async def _media_plan(
                 ]
             candidates = [by_room[r] if r in by_room else (0, None) for r in sorted(rooms)]
             decision = retention.media_decision(candidates, created, now)
+            linked_matters = [c[0] for c in candidates if c[1] is not None]
+            if decision.cutoff is not None:
+                forwarded = await _held_forward(conn, linked_matters)
+                if forwarded:
+                    decision = retention.Decision(None, forwarded)
             item = {
                 "media_id": media_id,
                 "uploader": user_id,
                 "created_ts": created,
                 "size": m.get("media_length"),
-                "matters": [c[0] for c in candidates if c[1] is not None],
+                "matters": linked_matters,
                 "linked_by": link if rooms else None,
                 "reason": decision.reason,
             }
             (media if decision.cutoff is not None else kept).append(item)
     return media, kept
+
+
+async def _schedule_now(
+    db: Database, defaults: Mapping[str, float | None], wp_id: int
+) -> retention.Schedule | None:
+    async with store.acquire(db) as conn:
+        found = await _schedules(conn, defaults, only=wp_id)
+    return found[0][3] if found else None
+
+
+async def _still_due(
+    db: Database, defaults: Mapping[str, float | None], entry: Mapping[str, Any], now: int
+) -> tuple[Mapping[str, Any] | None, str]:
+    """The report's entry as it may still be carried out, read again just before: a legal hold
+    set, a matter reopened or a schedule lengthened since the report keeps what it now keeps."""
+    schedule = await _schedule_now(db, defaults, entry["matter"])
+    if schedule is None:
+        return None, "the matter is gone"
+    decision = retention.message_cutoff(schedule, now)
+    if decision.cutoff is None:
+        return None, decision.reason
+    if decision.cutoff >= entry["cutoff"]:
+        return entry, ""
+    kept = [m for m in entry["messages"] if m["ts"] < decision.cutoff]
+    return {**entry, "cutoff": decision.cutoff, "messages": kept}, ""
 
 
 async def apply_report(
@@ -193,17 +226,38 @@ async def apply_report(
     sealer: Sealer,
     report: Mapping[str, Any],
     actor: str,
+    defaults: Mapping[str, float | None],
 ) -> dict[str, Any]:
-    """Delete what the report lists; record in the chain what the homeserver no longer holds."""
+    """Delete what the report lists, no more, and nothing a schedule read again just before
+    keeps; record in the chain what the homeserver no longer holds."""
     result: dict[str, Any] = {
         "as_of": report["as_of"],
         "purged": {},
         "not_purged": {},
+        "skipped": {},
         "errors": [],
     }
-    for entry in report["matters"]:
-        if not entry["messages"]:
+    now = report["as_of"]
+    for listed in report["matters"]:
+        if not listed["messages"]:
             continue
+        entry, why = await _still_due(db, defaults, listed, now)
+        if entry is None or not entry["messages"]:
+            result["skipped"][listed["matter"]] = why or "nothing is due any more"
+            log.info("Retention: matter %s skipped (%s)", listed["matter"], why or "nothing due")
+            continue
+        await _record(
+            db,
+            actor,
+            "retention_purge_issued",
+            entry["room_id"],
+            [],
+            {
+                "matter": entry["matter"],
+                "cutoff": entry["cutoff"],
+                "listed": len(entry["messages"]),
+            },
+        )
         try:
             gone, left = await _purge_matter(db, admin, bot, entry)
         except HomeserverError as e:
@@ -234,6 +288,10 @@ async def apply_report(
         )
     deleted = []
     for item in report.get("media") or []:
+        why = await _media_still_due(db, defaults, item, now)
+        if why:
+            result["skipped"][item["media_id"]] = why
+            continue
         try:
             await admin.delete_media(item["media_id"])
             still = await admin.media_info(item["media_id"])
@@ -267,11 +325,27 @@ async def _purge_matter(
     async with store.acquire(db) as conn:
         boundary = await conn.fetchval(
             "SELECT event_id FROM audit_record WHERE room_id = $1 AND kind = 'event'"
-            " AND ts >= $2 ORDER BY ts, seq LIMIT 1",
+            " AND ts >= $2 AND NOT EXISTS (SELECT 1 FROM retention_purged_event p"
+            " WHERE p.event_id = audit_record.event_id) ORDER BY ts, seq LIMIT 1",
             room_id,
             cutoff,
         )
     if boundary is None:
+        # Everything before the marker goes. Only if the room's newest messages are all ones
+        # the report listed: a message the audit has not sealed yet must not go unlisted.
+        newest = await admin.room_messages(room_id, "b", None, limit=100)
+        unlisted = [
+            e.get("event_id")
+            for e in newest.get("chunk", [])
+            if "state_key" not in e and e.get("event_id") not in set(wanted)
+        ]
+        if unlisted:
+            raise HomeserverError(
+                0,
+                "AUDIT_BEHIND",
+                f"{len(unlisted)} newest message(s) of the room are not in the report yet;"
+                " not purged this time",
+            )
         # Nothing is kept: the homeserver never deletes a room's latest event, so the bridge
         # sends one that says what was purged, and purges up to it.
         boundary = await bot.put_state(
@@ -333,3 +407,44 @@ async def _record(
                 for i, part in enumerate(parts)
             ],
         )
+
+
+async def _media_still_due(
+    db: Database, defaults: Mapping[str, float | None], item: Mapping[str, Any], now: int
+) -> str:
+    """Why an attachment the report listed must be kept after all ("" when it may go): a
+    schedule read again just before, or a held matter it may have been forwarded into (an
+    encrypted file keeps its address when forwarded, unseen by the bridge, by anyone who was
+    in a room it was linked to)."""
+    candidates = []
+    for wp_id in item["matters"]:
+        schedule = await _schedule_now(db, defaults, wp_id)
+        if schedule is None:
+            return f"matter {wp_id} is gone"
+        candidates.append((wp_id, schedule))
+    decision = retention.media_decision(candidates, item["created_ts"], now)
+    if decision.cutoff is None:
+        return decision.reason
+    async with store.acquire(db) as conn:
+        return await _held_forward(conn, item["matters"])
+
+
+async def _held_forward(conn: Any, matters: Any) -> str:
+    """An encrypted file keeps its address when forwarded, unseen by the bridge: one linked to
+    these matters may sit in any held matter that shares a person with them."""
+    linked: set[int] = set()
+    for wp_id in matters:
+        linked.update(
+            r["person_id"]
+            for r in await conn.fetch(
+                "SELECT person_id FROM matter_assignment WHERE matter_id = $1", wp_id
+            )
+        )
+    for r in await conn.fetch(
+        "SELECT a.matter_id, a.person_id FROM matter_retention r"
+        " JOIN matter_assignment a ON a.matter_id = r.matter_id WHERE r.legal_hold"
+        " ORDER BY a.matter_id"
+    ):
+        if r["person_id"] in linked and r["matter_id"] not in matters:
+            return f"may have been forwarded into matter {r['matter_id']}, which is on legal hold"
+    return ""
