@@ -41,12 +41,11 @@ from typing import Any
 import aiohttp
 import asyncpg
 import psutil
-from common import machine_info
+from common import create_database, drop_database, machine_info
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / "data" / "audit-transactions.json"
 RESULTS = ROOT / "bench" / "results"
-PG = os.environ.get("FIRM_BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 DOMAIN = "firm.test"
 # The child process (the bridge) gets the same token through its environment.
 HS_TOKEN = os.environ.setdefault("FIRM_BENCH_HS_TOKEN", secrets.token_urlsafe(32))
@@ -110,24 +109,6 @@ def templates() -> list[dict]:
     return events
 
 
-async def create_db(name: str) -> str:
-    conn = await asyncpg.connect(PG + "/postgres")
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return f"{PG}/{name}"
-
-
-async def drop_db(name: str) -> None:
-    conn = await asyncpg.connect(PG + "/postgres")
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
 async def wait_listening(port: int, proc: subprocess.Popen) -> None:
     async with aiohttp.ClientSession() as s:
         for _ in range(300):
@@ -166,7 +147,7 @@ async def run_one(
     mode: str, events: int, txn_size: int, work: Path, keep_db: bool
 ) -> dict[str, Any]:
     name = f"firm_bench_audit_{mode}_{uuid.uuid4().hex[:6]}"
-    db_uri = await create_db(name)
+    db_uri = await create_database(name)
     port = free_port()
     config = bridge_config(work, db_uri, port)
     log = (work / f"bridge-{mode}.log").open("ab")
@@ -254,7 +235,7 @@ async def run_one(
                 proc.kill()
         log.close()
         if not keep_db:
-            await drop_db(name)
+            await drop_database(name)
 
 
 def verify(config: Path) -> dict[str, Any]:

@@ -1,19 +1,76 @@
-"""What every benchmark records beside its figures: the machine it ran on and how busy it was.
+"""What the benchmarks share: the machine they ran on and how busy it was, errors and progress
+lines, bounded concurrency, and scratch PostgreSQL databases.
 
 The benchmarks run as scripts (`python bench/x.py`), so this module is imported as `common`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import platform
 import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import asyncpg
 import psutil
 
+if TYPE_CHECKING:
+    from bridge.devtools.synapse import SynapseServer
+
 ROOT = Path(__file__).resolve().parent.parent
+PG_DSN = os.environ.get("FIRM_BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+T = TypeVar("T")
+
+
+class BenchError(Exception):
+    """The run cannot go on; the message says why."""
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+async def bounded(concurrency: int, items: Iterable[T], fn: Callable[[T], Awaitable[None]]) -> None:
+    """Run fn over items with at most `concurrency` calls in flight."""
+    it = iter(items)
+
+    async def worker() -> None:
+        for item in it:
+            await fn(item)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+def synapse_pid(server: SynapseServer) -> int:
+    # SynapseServer keeps its Popen private and has no public accessor for it.
+    proc = server._proc
+    if proc is None:
+        raise BenchError("Synapse is not running")
+    return proc.pid
+
+
+async def create_database(name: str) -> str:
+    """A fresh PostgreSQL database (one left by an earlier run is dropped first); its URI."""
+    conn = await asyncpg.connect(PG_DSN + "/postgres")
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return f"{PG_DSN}/{name}"
+
+
+async def drop_database(name: str) -> None:
+    conn = await asyncpg.connect(PG_DSN + "/postgres")
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
 
 
 def machine_info() -> dict[str, Any]:

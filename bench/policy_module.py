@@ -32,17 +32,17 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 import psutil
 from aiohttp import web
-from common import machine_info
+from common import BenchError, bounded, log, machine_info, synapse_pid
 from ruamel.yaml import YAML
 
 from bridge import registration as reg
@@ -70,17 +70,6 @@ FORCED_STATE = {
     "m.room.join_rules": {"join_rule": "invite"},
     "m.room.guest_access": {"guest_access": "forbidden"},
 }
-
-T = TypeVar("T")
-
-
-class BenchError(Exception):
-    """The run cannot go on; the message says why."""
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
 
 # --- the firm ---------------------------------------------------------------------------------
 
@@ -554,24 +543,6 @@ def stub_appservice_main(port: int) -> None:
 def process_cpu(pid: int) -> float:
     t = psutil.Process(pid).cpu_times()
     return t.user + t.system
-
-
-def synapse_pid(server: SynapseServer) -> int:
-    # SynapseServer keeps its Popen private and has no public accessor for it.
-    proc = server._proc
-    if proc is None:
-        raise BenchError("Synapse is not running")
-    return proc.pid
-
-
-async def bounded(concurrency: int, items: Iterable[T], fn: Callable[[T], Awaitable[None]]) -> None:
-    it = iter(items)
-
-    async def worker() -> None:
-        for item in it:
-            await fn(item)
-
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
 def _q(value: str) -> str:

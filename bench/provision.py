@@ -29,18 +29,25 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-import asyncpg
 import psutil
 from aiohttp import web
-from common import machine_info
+from common import (
+    BenchError,
+    bounded,
+    create_database,
+    drop_database,
+    log,
+    machine_info,
+    synapse_pid,
+)
 
 from bridge import registration as reg
 from bridge.config import parse
@@ -57,21 +64,9 @@ POLICY_FILE = ROOT / "config" / "policy.yaml"
 DOMAIN = "firm.test"
 BOT = "firmbridge"
 ALIAS_PREFIX = "matter-"
-PG_DSN = os.environ.get("FIRM_BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 TARGET_CPU_RATIO = 0.25
 TARGET_WALL_RATIO = 1.3
 MATTER_BASE = 100_000  # matter wp_ids start above every person's
-
-T = TypeVar("T")
-
-
-class BenchError(Exception):
-    """The run cannot go on; the message says why."""
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
 
 # --- the firm ---------------------------------------------------------------------------------
 
@@ -236,14 +231,6 @@ def own_cpu_seconds() -> float:
     return t.user + t.system
 
 
-def synapse_pid(server: SynapseServer) -> int:
-    # SynapseServer keeps its Popen private and has no public accessor for it.
-    proc = server._proc
-    if proc is None:
-        raise BenchError("Synapse is not running")
-    return proc.pid
-
-
 def pg_backends_cpu(db_name: str) -> dict[int, float]:
     """CPU of the PostgreSQL backends serving one database (the bridge's, with --db postgres)."""
     out: dict[int, float] = {}
@@ -295,17 +282,6 @@ class Meter:
             pg = pg_backends_cpu(self.pg_db)
             self.cpu["bridge_db"] = sum(v - self.start_pg.get(pid, 0.0) for pid, v in pg.items())
         self.cpu["others"] = max(0.0, busy - sum(self.cpu.values()))
-
-
-async def bounded(concurrency: int, items: Iterable[T], fn: Callable[[T], Awaitable[None]]) -> None:
-    """Run fn over items with at most `concurrency` calls in flight."""
-    it = iter(items)
-
-    async def worker() -> None:
-        for item in it:
-            await fn(item)
-
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
 # --- bridge process ---------------------------------------------------------------------------
@@ -703,24 +679,6 @@ def phase_record(meter: Meter, **extra: Any) -> dict[str, Any]:
     return rec
 
 
-async def create_pg_database() -> str:
-    name = f"firm_bench_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(PG_DSN + "/postgres")
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return name
-
-
-async def drop_pg_database(name: str) -> None:
-    conn = await asyncpg.connect(PG_DSN + "/postgres")
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     firm = build_firm(args.people, args.matters, args.members, args.moves)
     policy = Policy.from_yaml(POLICY_FILE.read_text(), str(POLICY_FILE))
@@ -764,8 +722,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         secret = secrets.token_urlsafe(48)
         module_secret = secrets.token_urlsafe(48)
         if args.db == "postgres":
-            pg_name = await create_pg_database()
-            db_uri = f"{PG_DSN}/{pg_name}"
+            pg_name = f"firm_bench_{uuid.uuid4().hex[:12]}"
+            db_uri = await create_database(pg_name)
         else:
             db_uri = f"sqlite:{work / 'bridge.db'}"
         config_data: dict[str, Any] = {
@@ -990,7 +948,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if server is not None:
             server.stop()
         if pg_name is not None:
-            await drop_pg_database(pg_name)
+            await drop_database(pg_name)
         if ok and not args.keep:
             shutil.rmtree(work, ignore_errors=True)
         else:
