@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from aiohttp import ClientSession
-from conftest import SECRET, Firm, Homeserver, make_config, start_bridge
+from conftest import SECRET, Firm, Homeserver, make_config, running_bridge
 from dbscan import scan_postgres, scan_sqlite
 from e2ee_client import DeviceClient
 from mautrix.crypto.attachments import encrypt_attachment
@@ -22,7 +22,6 @@ from test_reconciler import eventually
 from yarl import URL
 
 from bridge.app import Bridge
-from bridge.devtools.client import ProvisioningClient
 from bridge.provisioning.signing import signed_headers
 
 
@@ -37,13 +36,8 @@ async def running_firm(
         tmp_path,
         **{"homeserver.admin_token": homeserver.admin_token, "audit.whois_wait": 15, **overrides},
     )
-    bridge = await start_bridge(config, homeserver)
-    client = ProvisioningClient(f"http://127.0.0.1:{homeserver.bridge_port}", SECRET)
-    try:
-        yield Firm(bridge, client, homeserver)
-    finally:
-        await client.close()
-        await bridge.stop()
+    async with running_bridge(config, homeserver) as firm:
+        yield firm
 
 
 async def matter_with_people(firm: Firm, n: int = 10, **matter_fields: Any) -> str:

@@ -7,7 +7,7 @@ import os
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -252,16 +252,22 @@ async def start_bridge(config: Config, hs: Homeserver) -> Bridge:
     return bridge
 
 
-@pytest.fixture
-async def firm(homeserver: Homeserver, db_uri: str, tmp_path: Path) -> AsyncIterator[Firm]:
-    config = make_config(homeserver, db_uri, tmp_path)
-    bridge = await start_bridge(config, homeserver)
-    client = ProvisioningClient(f"http://127.0.0.1:{homeserver.bridge_port}", SECRET)
+@asynccontextmanager
+async def running_bridge(config: Config, hs: Homeserver) -> AsyncIterator[Firm]:
+    """The bridge in this process with this config, and a provisioning client for it."""
+    bridge = await start_bridge(config, hs)
+    client = ProvisioningClient(f"http://127.0.0.1:{hs.bridge_port}", SECRET)
     try:
-        yield Firm(bridge, client, homeserver)
+        yield Firm(bridge, client, hs)
     finally:
         await client.close()
         await bridge.stop()
+
+
+@pytest.fixture
+async def firm(homeserver: Homeserver, db_uri: str, tmp_path: Path) -> AsyncIterator[Firm]:
+    async with running_bridge(make_config(homeserver, db_uri, tmp_path), homeserver) as f:
+        yield f
 
 
 @pytest.fixture(scope="session")

@@ -21,10 +21,9 @@ from urllib.parse import quote
 import aiohttp
 import attrs
 import pytest
-from conftest import SECRET, Firm, Homeserver, make_config, start_bridge
+from conftest import Firm, Homeserver, make_config, running_bridge
 from PIL import Image, ImageFilter
 
-from bridge.devtools.client import ProvisioningClient
 from bridge.devtools.synapse import free_port
 
 
@@ -54,13 +53,8 @@ async def running_media_firm(
             **overrides,
         },
     )
-    bridge = await start_bridge(config, homeserver)
-    client = ProvisioningClient(f"http://127.0.0.1:{homeserver.bridge_port}", SECRET)
-    try:
-        yield MediaFirm(Firm(bridge, client, homeserver), f"http://127.0.0.1:{port}", spool)
-    finally:
-        await client.close()
-        await bridge.stop()
+    async with running_bridge(config, homeserver) as firm:
+        yield MediaFirm(firm, f"http://127.0.0.1:{port}", spool)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import ROOT, SECRET, Firm, Homeserver, make_config, start_bridge
+from conftest import ROOT, SECRET, Firm, Homeserver, make_config, running_bridge, start_bridge
 from ruamel.yaml import YAML
 from test_reconciler import eventually
 
@@ -107,15 +107,9 @@ async def table_firm(homeserver: Homeserver, tmp_path_factory: pytest.TempPathFa
                      ) -> AsyncIterator[Firm]:
     tmp = tmp_path_factory.mktemp("table")
     config = make_config(homeserver, f"sqlite:{tmp / 'bridge.db'}", tmp, **{"reconciler.workers": 8})
-    bridge = await start_bridge(config, homeserver)
-    client = ProvisioningClient(f"http://127.0.0.1:{homeserver.bridge_port}", SECRET)
-    firm = Firm(bridge, client, homeserver)
-    try:
+    async with running_bridge(config, homeserver) as firm:
         await build_table(firm)
         yield firm
-    finally:
-        await client.close()
-        await bridge.stop()
 
 
 async def put_person(firm: Firm, pid: int, role: str, **extra: Any) -> None:
@@ -449,17 +443,11 @@ async def test_login_refused_while_wordpress_is_unreachable(
 
     closed = f"http://127.0.0.1:{free_port()}/wp-json/firm-bridge/v1/login-check"
     config = make_config(homeserver, db_uri, tmp_path, **{"wordpress.login_check_url": closed})
-    bridge = await start_bridge(config, homeserver)
-    client = ProvisioningClient(f"http://127.0.0.1:{homeserver.bridge_port}", SECRET)
-    firm = Firm(bridge, client, homeserver)
-    try:
+    async with running_bridge(config, homeserver) as firm:
         await firm.person(1, "pat", "partner")
         await firm.wait_synced("person", 1)
         status, resp = await password_login(homeserver, firm.login("pat"), "any password")
         assert status == 403, resp
-    finally:
-        await client.close()
-        await bridge.stop()
 
 
 async def test_portal_login_token(firm: Firm) -> None:

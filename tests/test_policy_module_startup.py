@@ -13,16 +13,12 @@ from pathlib import Path
 import pytest
 from conftest import (
     DOMAIN,
-    SECRET,
-    Firm,
     Homeserver,
     make_config,
+    running_bridge,
     running_homeserver,
-    start_bridge,
 )
 from prometheus_client import REGISTRY
-
-from bridge.devtools.client import ProvisioningClient
 
 
 def matter_errors() -> float:
@@ -50,10 +46,7 @@ async def test_bridge_started_after_synapse_is_not_refused_and_state_stays_close
     config = make_config(hs, f"sqlite:{tmp_path / 'bridge.db'}", tmp_path)
     errors_before = matter_errors()
     reads_before = {a: state_reads(a) for a in ("whole", "delta")}
-    bridge = await start_bridge(config, hs)
-    api = ProvisioningClient(f"http://127.0.0.1:{hs.bridge_port}", SECRET)
-    firm = Firm(bridge, api, hs)
-    try:
+    async with running_bridge(config, hs) as firm:
         await firm.person(1, "pam", "partner")
         await firm.person(4, "cy", "client")
         await firm.matter(10, clients=[4], responsible_partner=1)
@@ -68,9 +61,6 @@ async def test_bridge_started_after_synapse_is_not_refused_and_state_stays_close
         # (A scheduled read may coincide with the first decision's own read: two at most.)
         assert 1 <= state_reads("whole") - reads_before["whole"] <= 2
         assert state_reads("delta") - reads_before["delta"] >= 1
-    finally:
-        await api.close()
-        await bridge.stop()
 
     # Synapse restarts while the bridge is down: its module has never read the firm's state.
     hs.server.stop()

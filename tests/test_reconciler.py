@@ -7,9 +7,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from conftest import SECRET, Firm, Homeserver, make_config, start_bridge
-
-from bridge.devtools.client import ProvisioningClient
+from conftest import Firm, Homeserver, make_config, running_bridge
 
 BOT = "@firmbridge:firm.test"
 
@@ -320,13 +318,8 @@ async def test_bridge_has_no_device_or_keys(firm: Firm) -> None:
 @pytest.fixture
 async def drifting_firm(homeserver: Homeserver, db_uri: str, tmp_path: Path):  # type: ignore[no-untyped-def]
     config = make_config(homeserver, db_uri, tmp_path, **{"reconciler.drift_interval": 1})
-    bridge = await start_bridge(config, homeserver)
-    client = ProvisioningClient(f"http://127.0.0.1:{homeserver.bridge_port}", SECRET)
-    try:
-        yield Firm(bridge, client, homeserver)
-    finally:
-        await client.close()
-        await bridge.stop()
+    async with running_bridge(config, homeserver) as firm:
+        yield firm
 
 
 async def test_drift_is_repaired(drifting_firm: Firm) -> None:
