@@ -146,6 +146,8 @@ async def _media_plan(
     media: list[dict] = []
     kept: list[dict] = []
     async with store.acquire(db) as conn:
+        held = await _held_assignments(conn)
+        matter_people: dict[int, set[int]] = {}
         for user_id, m in uploads:
             media_id = f"{server}/{m['media_id']}"
             created = int(m.get("created_ts") or 0)
@@ -178,7 +180,7 @@ async def _media_plan(
             decision = retention.media_decision(candidates, created, now)
             linked_matters = [c[0] for c in candidates if c[1] is not None]
             if decision.cutoff is not None:
-                forwarded = await _held_forward(conn, linked_matters)
+                forwarded = await _held_forward(conn, linked_matters, held, matter_people)
                 if forwarded:
                     decision = retention.Decision(None, forwarded)
             item = {
@@ -334,10 +336,11 @@ async def _purge_matter(
         # Everything before the marker goes. Only if the room's newest messages are all ones
         # the report listed: a message the audit has not sealed yet must not go unlisted.
         newest = await admin.room_messages(room_id, "b", None, limit=100)
+        listed = set(wanted)
         unlisted = [
             e.get("event_id")
             for e in newest.get("chunk", [])
-            if "state_key" not in e and e.get("event_id") not in set(wanted)
+            if "state_key" not in e and e.get("event_id") not in listed
         ]
         if unlisted:
             raise HomeserverError(
@@ -429,22 +432,39 @@ async def _media_still_due(
         return await _held_forward(conn, item["matters"])
 
 
-async def _held_forward(conn: Any, matters: Any) -> str:
-    """An encrypted file keeps its address when forwarded, unseen by the bridge: one linked to
-    these matters may sit in any held matter that shares a person with them."""
-    linked: set[int] = set()
-    for wp_id in matters:
-        linked.update(
-            r["person_id"]
-            for r in await conn.fetch(
-                "SELECT person_id FROM matter_assignment WHERE matter_id = $1", wp_id
-            )
-        )
-    for r in await conn.fetch(
+async def _held_assignments(conn: Any) -> list[tuple[int, int]]:
+    """(matter, person) for every person on a matter under legal hold."""
+    rows = await conn.fetch(
         "SELECT a.matter_id, a.person_id FROM matter_retention r"
         " JOIN matter_assignment a ON a.matter_id = r.matter_id WHERE r.legal_hold"
         " ORDER BY a.matter_id"
-    ):
-        if r["person_id"] in linked and r["matter_id"] not in matters:
-            return f"may have been forwarded into matter {r['matter_id']}, which is on legal hold"
+    )
+    return [(r["matter_id"], r["person_id"]) for r in rows]
+
+
+async def _held_forward(
+    conn: Any,
+    matters: Any,
+    held: list[tuple[int, int]] | None = None,
+    people: dict[int, set[int]] | None = None,
+) -> str:
+    """An encrypted file keeps its address when forwarded, unseen by the bridge: one linked to
+    these matters may sit in any held matter that shares a person with them. `held` and
+    `people` (matter -> its people) may be read once for many uploads; else they are read now."""
+    if held is None:
+        held = await _held_assignments(conn)
+    people = {} if people is None else people
+    linked: set[int] = set()
+    for wp_id in matters:
+        if wp_id not in people:
+            people[wp_id] = {
+                r["person_id"]
+                for r in await conn.fetch(
+                    "SELECT person_id FROM matter_assignment WHERE matter_id = $1", wp_id
+                )
+            }
+        linked |= people[wp_id]
+    for matter_id, person_id in held:
+        if person_id in linked and matter_id not in matters:
+            return f"may have been forwarded into matter {matter_id}, which is on legal hold"
     return ""

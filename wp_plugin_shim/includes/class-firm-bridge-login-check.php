@@ -134,7 +134,8 @@ final class Firm_Bridge_Login_Check {
 		}
 		$login    = $data['login'];
 		$password = $data['password'];
-		$limit    = self::limit_key( $login );
+		$account  = self::find_user( $login );
+		$limit    = self::limit_key( $login, $account );
 		$failures = get_transient( $limit );
 		if ( is_array( $failures ) && (int) $failures['count'] >= self::MAX_FAILURES ) {
 			$retry = max( 1, (int) $failures['since'] + self::WINDOW - time() );
@@ -158,7 +159,7 @@ final class Firm_Bridge_Login_Check {
 				)
 			);
 		}
-		$user = self::authenticate( $login, $password );
+		$user = self::authenticate( $login, $password, null !== $account );
 		if ( ! $user ) {
 			$count = is_array( $failures ) ? (int) $failures['count'] + 1 : 1;
 			$since = is_array( $failures ) ? (int) $failures['since'] : time();
@@ -189,10 +190,11 @@ final class Firm_Bridge_Login_Check {
 	 *
 	 * @param string $login    Login or e-mail address.
 	 * @param string $password Password.
+	 * @param bool   $exists   Whether the login names an account (find_user()).
 	 * @return WP_User|null
 	 */
-	private static function authenticate( $login, $password ) {
-		if ( null === self::find_user( $login ) ) {
+	private static function authenticate( $login, $password, $exists ) {
+		if ( ! $exists ) {
 			// Spend what a real check spends, so timing does not tell unknown logins apart.
 			wp_check_password( $password, self::dummy_hash() );
 		}
@@ -233,11 +235,11 @@ final class Firm_Bridge_Login_Check {
 	 * The failure counter's name: per account, however the login was typed (WordPress signs in
 	 * "alice", "Alice", "<b>alice" and alice's e-mail address alike), else per cleaned name.
 	 *
-	 * @param string $login Login as given.
+	 * @param string       $login Login as given.
+	 * @param WP_User|null $user  The account it names (find_user()).
 	 * @return string Transient name.
 	 */
-	private static function limit_key( $login ) {
-		$user = self::find_user( $login );
+	private static function limit_key( $login, $user ) {
 		if ( null !== $user ) {
 			return 'firm_bridge_lc_u' . (int) $user->ID;
 		}
