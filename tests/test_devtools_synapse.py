@@ -60,6 +60,17 @@ def test_synapse_start_register_restart(tmp_path: Path) -> None:
         assert admin["access_token"] and admin["device_id"]
         assert whoami(hs.base_url, admin["access_token"]) == "@_admin:firm.test"
         assert whoami(hs.base_url, as_token) == "@tbot:firm.test"
+        # Dehydrated devices are on (the portal widget needs them): the endpoint exists and
+        # answers "none yet" rather than "unrecognized".
+        with pytest.raises(urllib.error.HTTPError) as none_yet:
+            urllib.request.urlopen(
+                urllib.request.Request(
+                    f"{hs.base_url}/_matrix/client/unstable/org.matrix.msc3814.v1/dehydrated_device",
+                    headers={"Authorization": f"Bearer {admin['access_token']}"},
+                ),
+                timeout=30,
+            )
+        assert json.loads(none_yet.value.read())["errcode"] == "M_NOT_FOUND"
         with pytest.raises(urllib.error.HTTPError) as bad:
             whoami(hs.base_url, "not-a-token")
         assert bad.value.code == 401

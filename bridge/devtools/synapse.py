@@ -175,6 +175,9 @@ class SynapseServer:
             "enable_metrics": False,
             "presence": {"enabled": False},
             "url_preview_enabled": False,
+            # Dehydrated devices (MSC3814): the portal widget keeps one so that messages sent
+            # while its browser is gone can still be read.
+            "experimental_features": {"msc3814_enabled": True},
         }
         for name in _RATE_LIMITERS:
             section = config
