@@ -49,6 +49,13 @@ if ! mariadb-admin --protocol=tcp -h 127.0.0.1 -u root ping >/dev/null 2>&1; the
   fi
 fi
 
+# Browser tests drive Debian's Chromium through Playwright (nothing downloaded) and inject
+# axe-core from npm (tests/browser/package.json, locked).
+if ! command -v chromium >/dev/null; then
+  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+fi
+npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+
 .venv/bin/ruff check bridge tests bench
 .venv/bin/mypy bridge bench
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -281,3 +281,13 @@ async def wp_site(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Any
     async with running_wordpress(tmp_path_factory.mktemp("wordpress")) as site:
         await site.configure("http://127.0.0.1:1", SECRET, "http://127.0.0.1:1")
         yield site
+
+
+@pytest.fixture(scope="session")
+async def chromium_browser() -> AsyncIterator[Any]:
+    """One headless Debian Chromium for the session (tests/browser.py); each test opens its own
+    context, so nothing of one test's pages, cookies or storage reaches another."""
+    from browser import launch_chromium
+
+    async with launch_chromium() as browser:
+        yield browser
