@@ -17,7 +17,7 @@ from conftest import SECRET, make_config
 from bridge.devtools.client import ProvisioningClient
 
 from .conftest import BridgeProcess, WpFirm
-from .wp_harness import WordPressSite, form_fields
+from .wp_harness import WordPressSite, form_fields, php_literal
 
 SCRIPT = '<script>alert("pwned")</script>'
 
@@ -433,7 +433,8 @@ async def test_resync_rebuilds_a_bridge_that_lost_its_database(wp: WpFirm, tmp_p
 
 async def test_people_cannot_rename_themselves(wp: WpFirm) -> None:
     """The name a person has in WordPress is the name everyone sees in chat: a client cannot
-    take a partner's name on their profile page or through the REST API; the firm can."""
+    take a partner's name on their profile page or through the REST API; the firm can. Everything
+    else on the profile still saves (a locked name is kept, not an error)."""
     site = wp.site
     partner = await wp.person("pia", "firm_partner")
     password = secrets.token_urlsafe(16)
@@ -441,16 +442,35 @@ async def test_people_cannot_rename_themselves(wp: WpFirm) -> None:
         wp.login("cal"), "firm_client", name="Cal", password=password, firm_attorneys=[partner]
     )
     before = await wp.wait_bridge("person", client)
+    names = (
+        f"$u = get_userdata({client});"
+        " return [$u->display_name, $u->first_name, $u->last_name, $u->nickname];"
+    )
+    names_before = await site.php(names)
+    assert names_before[0] == "Cal", names_before
     browser = await site.browser(wp.login("cal"), password)
+    new_password = secrets.token_urlsafe(16)
     try:
-        # The profile screen.
+        # The profile screen, saved unchanged: WordPress says it was updated.
         status, page = await get(browser, site.url + "/wp-admin/profile.php")
         assert status == 200
         fields = form_fields(page, "profile.php")
+        status, body, location = await post(browser, site.url + "/wp-admin/profile.php", fields)
+        assert status == 302 and "updated=1" in location, (status, location, body[-2000:])
+        # Renamed, with a new website and a new password: the rest is saved, the name is not.
+        status, page = await get(browser, site.url + "/wp-admin/profile.php")
+        fields = form_fields(page, "profile.php")
         fields.update(first_name="Pia", last_name="(Partner)", nickname="Pia", display_name="Pia")
-        fields["email"] = fields.get("email") or f"{wp.login('cal')}@example.com"
-        status, _, _ = await post(browser, site.url + "/wp-admin/profile.php", fields)
-        assert status in (200, 302)
+        fields.update(url="https://cal.example", pass1=new_password, pass2=new_password)
+        status, body, location = await post(browser, site.url + "/wp-admin/profile.php", fields)
+        assert status == 302 and "updated=1" in location, (status, location, body[-2000:])
+        # Even with the nickname left empty (the field is the firm's, not theirs to fill). A new
+        # password started a new session: the form (and its nonce) is read again.
+        status, page = await get(browser, site.url + "/wp-admin/profile.php")
+        fields = form_fields(page, "profile.php")
+        fields.update(nickname="", first_name="")
+        status, body, location = await post(browser, site.url + "/wp-admin/profile.php", fields)
+        assert status == 302 and "updated=1" in location, (status, location, body[-2000:])
         # The REST API, with the REST nonce of this session.
         async with browser.get(site.url + "/wp-admin/admin-ajax.php?action=rest-nonce") as r:
             nonce = await r.text()
@@ -462,10 +482,15 @@ async def test_people_cannot_rename_themselves(wp: WpFirm) -> None:
             assert r.status == 200, await r.text()
     finally:
         await browser.close()
-    user = await site.php(
-        f"$u = get_userdata({client}); return [$u->display_name, $u->first_name, $u->nickname];"
+    assert await site.php(names) == names_before
+    assert await site.php(f"return get_userdata({client})->user_url;") == "https://cal.example"
+    # The new password was saved with the rest.
+    checked = await site.php(
+        f"$u = get_userdata({client}); return [wp_check_password({php_literal(new_password)},"
+        f" $u->user_pass, {client}), wp_check_password({php_literal(password)}, $u->user_pass,"
+        f" {client})];"
     )
-    assert user[0] == "Cal" and "Pia" not in user, user
+    assert checked == [True, False]
     after = await wp.wait_bridge("person", client)
     assert after["display_name"] == before["display_name"] == "Cal"
     # The firm renames people.

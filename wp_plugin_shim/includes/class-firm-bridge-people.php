@@ -45,8 +45,8 @@ final class Firm_Bridge_People {
 		add_action( 'show_user_profile', array( __CLASS__, 'profile_fields' ) );
 		add_action( 'edit_user_profile', array( __CLASS__, 'profile_fields' ) );
 		add_action( 'user_new_form', array( __CLASS__, 'profile_fields' ) );
-		// Before edit_user() reads the form (priority 0), and on the REST route.
-		add_action( 'personal_options_update', array( __CLASS__, 'keep_own_name' ), 0 );
+		// After edit_user() has read the form and before it saves, and on the REST route.
+		add_action( 'user_profile_update_errors', array( __CLASS__, 'keep_own_name' ), 10, 3 );
 		add_filter( 'rest_pre_insert_user', array( __CLASS__, 'keep_own_name_rest' ), 10, 2 );
 		add_action( 'personal_options_update', array( __CLASS__, 'save_profile' ) );
 		add_action( 'edit_user_profile_update', array( __CLASS__, 'save_profile' ) );
@@ -125,16 +125,24 @@ final class Firm_Bridge_People {
 	}
 
 	/**
-	 * The profile screen: the name fields are left out of the form before WordPress reads it.
+	 * The profile screen: whatever name was typed, the stored one is kept and the rest of the
+	 * profile saves. Taking the fields out of $_POST instead made edit_user() refuse every save
+	 * ("Please enter a nickname"), so such people could not change their password either.
 	 *
-	 * @param int $user_id User id.
+	 * @param WP_Error $errors Errors so far (by reference through the object).
+	 * @param bool     $update Whether an existing user is saved.
+	 * @param stdClass $user   The fields edit_user() is about to save.
 	 */
-	public static function keep_own_name( $user_id ) {
-		if ( self::own_name_locked( $user_id ) ) {
-			foreach ( self::NAME_FIELDS as $field ) {
-				unset( $_POST[ $field ] ); // phpcs:ignore WordPress.Security.NonceVerification -- core checked the profile nonce.
-			}
+	public static function keep_own_name( $errors, $update, $user ) {
+		if ( ! $update || empty( $user->ID ) || ! self::own_name_locked( (int) $user->ID ) ) {
+			return;
 		}
+		foreach ( self::NAME_FIELDS as $field ) {
+			// Unset fields are not written: wp_update_user() keeps the stored values.
+			unset( $user->$field );
+		}
+		// The nickname is the firm's to set, so an empty one is not this person's mistake.
+		$errors->remove( 'nickname' );
 	}
 
 	/**
