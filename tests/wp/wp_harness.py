@@ -80,10 +80,13 @@ class WordPressSite:
     # --- set-up ------------------------------------------------------------------------------
 
     def write_files(self) -> None:
+        # Debian ships some of core's files as relative symlinks into /usr/share/javascript and
+        # /usr/share/php (underscore.js, getID3, cropper): copied as links they would dangle
+        # here and every wp-admin page would throw "_ is not defined". Their contents are copied.
         shutil.copytree(
             WORDPRESS_FILES,
             self.root,
-            symlinks=True,
+            symlinks=False,
             ignore=shutil.ignore_patterns("wp-config.php", ".htaccess"),
         )
         (self.root / "wp-content" / "plugins" / "firm-bridge").symlink_to(PLUGIN)
