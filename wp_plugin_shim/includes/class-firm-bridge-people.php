@@ -48,6 +48,7 @@ final class Firm_Bridge_People {
 		// After edit_user() has read the form and before it saves, and on the REST route.
 		add_action( 'user_profile_update_errors', array( __CLASS__, 'keep_own_name' ), 10, 3 );
 		add_filter( 'rest_pre_insert_user', array( __CLASS__, 'keep_own_name_rest' ), 10, 2 );
+		add_action( 'admin_enqueue_scripts', array( __CLASS__, 'profile_script' ) );
 		add_action( 'personal_options_update', array( __CLASS__, 'save_profile' ) );
 		add_action( 'edit_user_profile_update', array( __CLASS__, 'save_profile' ) );
 		add_action( 'edit_user_created_user', array( __CLASS__, 'save_profile' ) );
@@ -143,6 +144,23 @@ final class Firm_Bridge_People {
 		}
 		// The nickname is the firm's to set, so an empty one is not this person's mistake.
 		$errors->remove( 'nickname' );
+	}
+
+	/**
+	 * On one's own profile screen, a locked name is shown read-only with the reason.
+	 *
+	 * @param string $hook Admin page.
+	 */
+	public static function profile_script( $hook ) {
+		if ( 'profile.php' !== $hook || ! self::own_name_locked( get_current_user_id() ) ) {
+			return;
+		}
+		wp_enqueue_script( 'firm-bridge-profile', plugins_url( 'assets/profile.js', FIRM_BRIDGE_FILE ), array(), FIRM_BRIDGE_VERSION, true );
+		wp_localize_script(
+			'firm-bridge-profile',
+			'firmBridgeProfile',
+			array( 'note' => __( 'Your name is the one everyone sees in secure chat, so the firm sets it. Ask the firm\'s office to change it.', 'firm-bridge' ) )
+		);
 	}
 
 	/**
