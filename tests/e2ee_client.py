@@ -119,6 +119,7 @@ class DecryptedMessage:
     sender: str
     body: str
     own_device: bool  # sent by this very device (our own echo)
+    content: dict[str, Any] | None = None  # the decrypted content (do not log it)
 
 
 class DeviceClient:
@@ -382,6 +383,7 @@ class DeviceClient:
                 sender=str(evt.sender),
                 body=body,
                 own_device=(evt.sender == self.user_id and evt.content.device_id == self.device_id),
+                content=decrypted.content.serialize(),
             )
         )
         self._new_message.set()

@@ -143,10 +143,14 @@ async def upload(
     filename: str = "file",
     path: str = "/_matrix/media/v3/upload",
     method: str = "POST",
+    room_id: str | None = None,
 ) -> tuple[int, Any]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     if content_type:
         headers["Content-Type"] = content_type
+    params = {"filename": filename}
+    if room_id is not None:
+        params["org.firm.room_id"] = room_id  # the portal widget's room-scoped upload
     async with (
         aiohttp.ClientSession(skip_auto_headers=["Content-Type"]) as s,
         s.request(
@@ -154,7 +158,7 @@ async def upload(
             base + path,
             data=data,
             headers=headers,
-            params={"filename": filename},
+            params=params,
             ssl=False,
         ) as r,
     ):

@@ -45,6 +45,11 @@ def test_decide() -> None:
     assert not decide("@m:f", enc, (), {"!b"}, False).allowed
     assert not decide("@m:f", None, (), {"!a"}, True).allowed  # unknown to the gateway: fail closed
     assert decide("@m:f", None, {"!a"}, {"!a"}, False).allowed is True
+    # Uploaded for a room: that room decides, sharing another room with the uploader does not.
+    scoped = MediaRecord(UP, True, "!r", "$newest")
+    assert decide("@m:f", scoped, (), (), False, sees_room_at_upload=True).allowed
+    assert not decide("@m:f", scoped, (), (), True, sees_room_at_upload=False).allowed
+    assert decide(UP, scoped, (), (), False).allowed
 
 
 def test_postings_by_non_uploaders_must_be_forwards() -> None:

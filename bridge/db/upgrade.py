@@ -147,3 +147,12 @@ async def upgrade_v5(conn: Connection, scheme: Scheme) -> None:
             matter_id BIGINT NOT NULL
         )
     """)
+
+
+@upgrade_table.register(description="Media gateway: the room an upload was made for")  # type: ignore[call-arg, arg-type]
+async def upgrade_v6(conn: Connection, scheme: Scheme) -> None:
+    # Owned by bridge/media: an upload made with org.firm.room_id is served only to those who
+    # can see that room's event that was newest when it was uploaded (room_event); NULL for
+    # uploads without it, which keep the uploader rule (bridge/media/policy.py).
+    await conn.execute("ALTER TABLE media ADD COLUMN room_id TEXT")
+    await conn.execute("ALTER TABLE media ADD COLUMN room_event TEXT")

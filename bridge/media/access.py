@@ -10,6 +10,7 @@ from mautrix.util.async_db import Database
 from . import store
 from .membership import Membership, MembershipView
 from .policy import Verdict, decide, judge_postings, senders_to_check
+from .rooms import RoomScope
 
 log = logging.getLogger("bridge.media.access")
 
@@ -18,11 +19,12 @@ MAX_SENDERS_PER_CHECK = 20
 
 
 class Access:
-    def __init__(self, db: Database, membership: Membership) -> None:
+    def __init__(self, db: Database, membership: Membership, rooms: RoomScope) -> None:
         self.db = db
         self.membership = membership
+        self.rooms = rooms
 
-    async def check(self, requester: str, server_name: str, media_id: str) -> Verdict:
+    async def check(self, requester: str, token: str, server_name: str, media_id: str) -> Verdict:
         record = await store.get_media(self.db, server_name, media_id)
         if record is not None and record.uploader == requester:
             return decide(requester, record, (), (), False)
@@ -54,10 +56,15 @@ class Access:
             postings = [attrs.evolve(p, legit=verdicts.get(p.event_id, p.legit)) for p in postings]
         legit_rooms = {p.room_id for p in postings if p.legit}
         requester_rooms = await view.rooms_among(requester, legit_rooms)
-        shares = False
-        if record is not None and record.encrypted and not requester_rooms:
+        shares = sees = False
+        if record is not None and record.room_id is not None and not requester_rooms:
+            # Uploaded for a room: that room's visibility decides, not the uploader's rooms.
+            sees = record.room_event is not None and await self.rooms.sees(
+                token, requester, record.room_id, record.room_event
+            )
+        elif record is not None and record.encrypted and not requester_rooms:
             uploader_rooms = await view.rooms_among(
                 record.uploader, await store.firm_rooms(self.db)
             )
             shares = bool(await view.rooms_among(requester, uploader_rooms))
-        return decide(requester, record, legit_rooms, requester_rooms, shares)
+        return decide(requester, record, legit_rooms, requester_rooms, shares, sees)

@@ -38,6 +38,7 @@ from .auth import Tokens, access_token
 from .membership import Membership
 from .policy import Refusal, classify_upload
 from .ranges import Unsatisfiable, parse_range
+from .rooms import ROOM_PARAM, RoomScope, room_param
 from .settings import allowed_types, parse_size
 from .sniff import ZIP, refine_zip, sniff
 from .strip import strip_image
@@ -160,7 +161,10 @@ class MediaGateway:
             connector=TCPConnector(limit=256),
         )
         self.tokens = Tokens(self._api, self.hs_url)
-        self.access = Access(self.db, Membership(self._api, self.hs_url, self._as_token, self._bot))
+        self.rooms = RoomScope(self._api, self.hs_url)
+        self.access = Access(
+            self.db, Membership(self._api, self.hs_url, self._as_token, self._bot), self.rooms
+        )
         self._runner = web.AppRunner(self.make_app(), access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.hostname, self.port).start()
@@ -186,6 +190,9 @@ class MediaGateway:
             app.router.add_get(f"{prefix}/config", self.config)
             app.router.add_get(f"{prefix}/preview_url", self.forward)
         app.router.add_post(f"{LEGACY}/upload", self.upload)
+        # Not a homeserver path (uploads stayed under /_matrix/media), but the portal widget may
+        # use it beside the authenticated downloads; it goes to the same upload.
+        app.router.add_post(f"{AUTHED}/upload", self.upload)
         app.router.add_put("/_matrix/media/v3/upload/{server_name}/{media_id}", self.upload)
         app.router.add_post("/_matrix/media/v1/create", self.forward)
         app.router.add_route("OPTIONS", "/{tail:.*}", self.options)
@@ -249,7 +256,8 @@ class MediaGateway:
         self, request: web.Request, kind: str, token: str | None, requester: str
     ) -> web.StreamResponse:
         server_name, media_id = self._media_key(request)
-        verdict = await self.access.check(requester, server_name, media_id)
+        assert token is not None  # user_id() refuses a request without one
+        verdict = await self.access.check(requester, token, server_name, media_id)
         if not verdict.allowed:
             log.info(
                 "Refused %s of mxc://%s/%s to %s: %s",
@@ -397,6 +405,15 @@ class MediaGateway:
         declared = request.headers.get("Content-Type")
         if request.content_length is not None and request.content_length > self.max_size:
             raise self._too_large()
+        room_id = room_param(request.query.get(ROOM_PARAM))
+        room_event = None
+        if room_id is not None:
+            assert token is not None  # user_id() refuses a request without one
+            try:
+                room_event = await self.rooms.anchor(token, uploader, room_id)
+            except Refusal as e:
+                log.info("Refused upload by %s for %s: %s", uploader, room_id, e.message)
+                raise
         with tempfile.NamedTemporaryFile(dir=self.spool_dir, prefix="upload-") as spooled:
             size = await self._spool(request, spooled)
             spooled.seek(0)
@@ -467,14 +484,17 @@ class MediaGateway:
             content_type=plan.content_type,
             size=size,
             uploaded_at=time.time(),
+            room_id=room_id,
+            room_event=room_event,
         )
         log.info(
-            "Upload by %s stored as mxc://%s/%s: %s, %d bytes%s",
+            "Upload by %s stored as mxc://%s/%s: %s, %d bytes%s%s",
             uploader,
             mxc[0],
             mxc[1],
             "encrypted, passed through" if plan.kind == "encrypted" else plan.content_type,
             size,
+            f", for {room_id}" if room_id else "",
             f", removed {', '.join(removed)}" if removed else "",
         )
         return web.Response(status=200, body=body, content_type="application/json")

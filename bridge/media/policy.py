@@ -4,8 +4,13 @@ Downloads. A file reaches:
 - its uploader (they sent it);
 - a current member of a room where it was legitimately posted in a cleartext event (an
   unencrypted room's messages, or any room's state such as avatars);
-- for encrypted media (ciphertext the bridge cannot read; its events are encrypted too, so the
-  bridge cannot see where it was posted): anyone who currently shares a firm room with the
+- for a file uploaded for a room (the upload named it with org.firm.room_id, as the portal widget
+  does): those who can see the room's event that was newest when it was uploaded, as the
+  homeserver judges it from their membership and the room's history visibility (current
+  members, and past members for files from their time in the room). The uploader had to be
+  joined to the room to upload for it;
+- for other encrypted media (ciphertext the bridge cannot read; its events are encrypted too, so
+  the bridge cannot see where it was posted): anyone who currently shares a firm room with the
   uploader.
 Nobody else, and nobody at all for a file the gateway knows nothing about (fail closed).
 
@@ -47,6 +52,8 @@ class MediaRecord:
 
     uploader: str
     encrypted: bool
+    room_id: str | None = None  # the room it was uploaded for (org.firm.room_id), if named
+    room_event: str | None = None  # that room's newest event when it was uploaded
 
 
 @attrs.frozen
@@ -108,12 +115,19 @@ def decide(
     legit_rooms: Collection[str],
     requester_rooms: Collection[str],
     shares_firm_room_with_uploader: bool,
+    sees_room_at_upload: bool = False,
 ) -> Verdict:
-    """May requester download the file? requester_rooms: rooms they are joined to now."""
+    """May requester download the file? requester_rooms: rooms they are joined to now;
+    sees_room_at_upload: for a file uploaded for a room, whether they can see that room as it
+    was then."""
     if record is not None and requester == record.uploader:
         return Verdict(True, "uploader")
     if set(legit_rooms).intersection(requester_rooms):
         return Verdict(True, "member of a room where it was posted")
+    if record is not None and record.room_id is not None:
+        if sees_room_at_upload:
+            return Verdict(True, "member of the room it was uploaded for")
+        return Verdict(False, "cannot see the room it was uploaded for as it was then")
     if record is not None and record.encrypted and shares_firm_room_with_uploader:
         return Verdict(True, "shares a firm room with the uploader")
     if record is None and not legit_rooms:

@@ -11,11 +11,14 @@ from .policy import MediaRecord, Posting
 
 async def get_media(db: Database, server_name: str, media_id: str) -> MediaRecord | None:
     row = await db.fetchrow(
-        "SELECT uploader, encrypted FROM media WHERE server_name = $1 AND media_id = $2",
+        "SELECT uploader, encrypted, room_id, room_event FROM media"
+        " WHERE server_name = $1 AND media_id = $2",
         server_name,
         media_id,
     )
-    return None if row is None else MediaRecord(row["uploader"], bool(row["encrypted"]))
+    if row is None:
+        return None
+    return MediaRecord(row["uploader"], bool(row["encrypted"]), row["room_id"], row["room_event"])
 
 
 async def add_media(
@@ -28,10 +31,12 @@ async def add_media(
     content_type: str,
     size: int,
     uploaded_at: float,
+    room_id: str | None = None,
+    room_event: str | None = None,
 ) -> None:
     await db.execute(
         "INSERT INTO media (server_name, media_id, uploader, encrypted, content_type, size,"
-        " uploaded_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        " uploaded_at, room_id, room_event) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
         " ON CONFLICT (server_name, media_id) DO NOTHING",
         server_name,
         media_id,
@@ -40,6 +45,8 @@ async def add_media(
         content_type,
         size,
         uploaded_at,
+        room_id,
+        room_event,
     )
 
 
