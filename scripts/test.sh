@@ -28,10 +28,10 @@ fi
 if ! command -v php >/dev/null || ! command -v phpunit >/dev/null \
   || [ ! -f /usr/share/wordpress/wp-settings.php ] \
   || [ ! -d /usr/share/wordpress/wp-content/themes/twentytwentythree ] \
-  || ! php -r 'exit(extension_loaded("mysqli") && extension_loaded("curl") && extension_loaded("mbstring") ? 0 : 1);' \
+  || ! php -r 'exit(extension_loaded("mysqli") && extension_loaded("curl") && extension_loaded("mbstring") && extension_loaded("zip") ? 0 : 1);' \
   || ! command -v mariadb-admin >/dev/null; then
   apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-    wordpress wordpress-theme-twentytwentythree php-cli php-mysql php-curl php-xml php-mbstring \
+    wordpress wordpress-theme-twentytwentythree php-cli php-mysql php-curl php-xml php-mbstring php-zip \
     phpunit mariadb-client
 fi
 if ! mariadb-admin --protocol=tcp -h 127.0.0.1 -u root ping >/dev/null 2>&1; then
