@@ -43,7 +43,8 @@ EXPORT_COLS = (
     "hash",
 )
 MAX_LIMIT = 10000
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+# What makes a spreadsheet read a cell as a formula (OWASP's list; a line feed for good measure).
+_FORMULA = ("=", "+", "-", "@", "\t", "\r", "\n")
 _MXID = re.compile(r"^@[^:\s]+:[^\s]+$")
 
 
@@ -195,16 +196,30 @@ def exported(record: Mapping[str, Any]) -> dict[str, Any]:
 
 def to_csv(records: Iterable[Mapping[str, Any]], header: bool = True) -> str:
     out = io.StringIO()
-    w = csv.writer(out, lineterminator="\n")
+    # Every cell quoted: the writer leaves a lone CR unquoted otherwise (its line terminator is
+    # LF), and a client's CR would split the row in two for whoever reads the file.
+    w = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
     if header:
         w.writerow(EXPORT_COLS)
     for r in records:
         row = exported(r)
         if row["detail"] is not None:
             row["detail"] = json.dumps(row["detail"], sort_keys=True, separators=(",", ":"))
-        ua = row["user_agent"]
-        if isinstance(ua, str) and ua[:1] in _FORMULA:
-            # A user agent is whatever the client said; keep spreadsheets from running it.
-            row["user_agent"] = "'" + ua
-        w.writerow(["" if row[c] is None else row[c] for c in EXPORT_COLS])
+        w.writerow([csv_cell(row[c]) for c in EXPORT_COLS])
     return out.getvalue()
+
+
+def csv_cell(value: Any) -> Any:
+    """A value as a spreadsheet may open it: text that a spreadsheet would take for a formula
+    gets a leading apostrophe.
+
+    Clients choose event types, state keys, the device id an encrypted event names, their user
+    agent and more, and an administrator opens this file in a spreadsheet: every text cell is
+    treated alike rather than trusting any column to be harmless. Numbers stay numbers; the JSON
+    export keeps every value exactly.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in _FORMULA:
+        return "'" + value
+    return value
