@@ -51,8 +51,13 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
         )
 
 
+# The role table shipped with the bridge (also config/policy.yaml in the source tree).
+DEFAULT_POLICY = Path(__file__).with_name("default_policy.yaml")
+
+
 def load_policy(config: Config) -> Policy:
-    path = config.resolve_path("policy.file")
+    """The table policy.file names, or without one the table shipped with the bridge."""
+    path = config.resolve_path("policy.file") if config["policy.file"] else DEFAULT_POLICY
     try:
         text = path.read_text()
     except OSError as e:

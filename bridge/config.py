@@ -103,6 +103,10 @@ def _optional_str(v: Any) -> str | None:
     return None if v is None or isinstance(v, str) else "must be a string or null"
 
 
+def _optional_file(v: Any) -> str | None:
+    return None if v is None else _str(v)
+
+
 def _optional_days(v: Any) -> str | None:
     # Retention periods (bridge/audit): days, fractions allowed; null keeps forever.
     if v is None:
@@ -132,7 +136,7 @@ SCHEMA: list[tuple[str, _Check, Any]] = [
     ("database.max_connections", _positive_int, 10),
     ("provisioning.shared_secret", _secret, _REQUIRED),
     ("provisioning.max_clock_skew", _positive_int, 300),
-    ("policy.file", _str, _REQUIRED),
+    ("policy.file", _optional_file, None),  # None: the table shipped with the bridge
     ("reconciler.workers", _positive_int, 8),
     ("reconciler.poll_interval", _positive, 2),
     ("reconciler.drift_interval", _positive, 300),

@@ -345,7 +345,8 @@ class Demo:
                 else f"in {pw_file}"
             ),
             "",
-            "People (demo passwords; a later version will use their WordPress passwords instead):",
+            "People (demo passwords: the demo has no WordPress; a firm's people log in with"
+            " their WordPress passwords):",
         ]
         for p in people:
             uid = p["user_id"]

@@ -102,7 +102,6 @@ MISSING = [
     "database.uri",
     "provisioning.shared_secret",
     "homeserver_module.shared_secret",
-    "policy.file",
 ]
 
 INVALID: list[tuple[str, Any, str]] = [

@@ -33,6 +33,8 @@ def test_demo_check_and_restart(tmp_path: Path) -> None:
     ):
         assert expected in first, expected
     assert "(shown only now;" in first  # the admin password, on the first run only
+    # WordPress passwords exist: the demo says it has none, not that a later version will.
+    assert "later version" not in first and "their WordPress passwords" in first
     # Nothing the bridge asked of the homeserver was refused on the way up (the module reads
     # the firm's state before its first decision, and again before refusing for lag).
     log = (tmp_path / "demo" / "bridge.log").read_text()

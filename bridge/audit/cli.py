@@ -1,4 +1,4 @@
-"""python -m bridge.audit COMMAND -c config.yaml
+"""python -m bridge.audit [-c config.yaml] COMMAND [options]
 
   verify [--head EXPORT.json ...]   walk the chain; name the first record altered, removed or
                                     inserted (exit 0 intact, 1 not intact)
@@ -8,7 +8,13 @@
   retention report [--as-of T]      the dry run: what would be deleted, and why
   retention run [--as-of T]         delete it (needs homeserver.admin_token)
 
+-c, -r and --actor go before or after the command: `python -m bridge.audit verify -c
+config.yaml` and `python -m bridge.audit -c config.yaml verify` are the same. `COMMAND --help`
+lists a command's options.
+
 Every command that reads the audit is recorded in the chain as a read by cli:<user>.
+Exit status: 0 done (verify: intact), 1 verify found the chain not intact or retention run had
+errors, 2 a bad configuration, argument or file.
 """
 
 from __future__ import annotations
@@ -31,38 +37,67 @@ from .records import now_ms
 from .service import AuditService, NoAdminToken, cli_actor
 
 
+def _common(p: argparse.ArgumentParser, default: Any) -> None:
+    """The options every command takes. On the commands they default to SUPPRESS, so a value
+    given before the command is not overwritten by the command's default."""
+
+    def value(v: Any) -> Any:
+        return argparse.SUPPRESS if default is argparse.SUPPRESS else v
+
+    p.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        default=value(Path("config.yaml")),
+        metavar="FILE",
+        help="the bridge's configuration (default: config.yaml)",
+    )
+    p.add_argument(
+        "-r",
+        "--registration",
+        type=Path,
+        default=value(Path("registration.yaml")),
+        metavar="FILE",
+        help="the appservice registration; retention run marks purges as the bridge's user"
+        " (default: registration.yaml)",
+    )
+    p.add_argument(
+        "--actor",
+        default=value(None),
+        help="who reads, as recorded in the chain (default: cli:<user>)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m bridge.audit",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("-c", "--config", type=Path, default=Path("config.yaml"))
-    p.add_argument(
-        "-r",
-        "--registration",
-        type=Path,
-        default=Path("registration.yaml"),
-        help="the appservice registration (retention run marks purges as the bridge's user)",
-    )
-    p.add_argument("--actor", default=None, help="who reads (default cli:<user>)")
-    sub = p.add_subparsers(dest="command", required=True)
-    v = sub.add_parser("verify", help="verify the chain")
+    _common(p, None)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        c = sub.add_parser(name, help=help, description=help)
+        _common(c, argparse.SUPPRESS)
+        return c
+
+    v = command("verify", "verify the chain")
     v.add_argument("--head", action="append", default=[], type=Path, help="a signed head export")
     v.add_argument("--public-key", help="the key that signed the exports (default: this one's)")
-    v.add_argument("--json", action="store_true")
-    h = sub.add_parser("head", help="export the chain head, signed")
-    h.add_argument("-o", "--out", type=Path)
-    sub.add_parser("public-key", help="print the public key that checks exports")
-    q = sub.add_parser("query", help="query and export records")
-    q.add_argument("--matter")
+    v.add_argument("--json", action="store_true", help="the verdict as JSON")
+    h = command("head", "export the chain head, signed")
+    h.add_argument("-o", "--out", type=Path, help="write it to this file (default: print it)")
+    command("public-key", "print the public key that checks exports")
+    q = command("query", "query and export records")
+    q.add_argument("--matter", help="a matter's WordPress id")
     q.add_argument("--person", help="a WordPress person id or a Matrix id")
     q.add_argument("--since", help="date, ISO 8601 time or ms")
     q.add_argument("--until", help="date (inclusive), ISO 8601 time or ms (exclusive)")
     q.add_argument("--kinds", help="event (default), all, or a comma-separated list")
     q.add_argument("--format", choices=("csv", "json"), default="csv")
-    q.add_argument("-o", "--out", type=Path)
-    r = sub.add_parser("retention", help="retention: dry-run report or run")
+    q.add_argument("-o", "--out", type=Path, help="write to this file (default: print)")
+    r = command("retention", "retention: dry-run report or run")
     r.add_argument("action", choices=("report", "run"))
     r.add_argument("--as-of", help="apply the schedule as of this time (default now)")
     return p
