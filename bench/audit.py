@@ -1,8 +1,8 @@
 """Benchmark: the audit trail's ingestion throughput into PostgreSQL, its memory over a long run,
 and the time to verify the chain.
 
-    /work/venv/bin/python bench/audit.py [--events 1000000] [--txn-size 100]
-    /work/venv/bin/python bench/audit.py record      # re-record bench/data/audit-transactions.json
+    .venv/bin/python bench/audit.py [--events 1000000] [--txn-size 100]
+    .venv/bin/python bench/audit.py record      # re-record bench/data/audit-transactions.json
 
 What one run does, side by side in the same run:
 

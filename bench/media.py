@@ -1,7 +1,7 @@
 """Media gateway benchmark: downloads through the gateway against straight from Synapse, in one run;
 stripping a 12-megapixel JPEG; the bridge's memory while 1 GB streams through.
 
-    /work/venv/bin/python bench/media.py [--size-mb 1024 --rounds 3 --strip-runs 5 --keep]
+    .venv/bin/python bench/media.py [--size-mb 1024 --rounds 3 --strip-runs 5 --keep]
 
 One run starts a fresh Synapse on loopback (max_upload_size raised to fit the file) and the
 bridge as its own process with the gateway on (bridge.devtools.media_stack), makes one user,

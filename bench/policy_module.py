@@ -1,7 +1,7 @@
 """Homeserver policy module benchmark: decision time in-process, and invite latency on a real
 Synapse with the module against the same Synapse without it, side by side in one run.
 
-    /work/venv/bin/python bench/policy_module.py [--sizes 50x500,1000x10000 --calls 20000
+    .venv/bin/python bench/policy_module.py [--sizes 50x500,1000x10000 --calls 20000
         --hs-people 40 --hs-matters 40 --invites 300 --pairs 8 --seed 1]
 
 1. decisions: builds snapshot-shaped firms (the dict the bridge serves the module), times

@@ -1,6 +1,6 @@
 """Provisioning benchmark: the bridge against a plain client loop, side by side in one run.
 
-    /work/venv/bin/python bench/provision.py [--people 50 --matters 500 --members 4 --moves 100
+    .venv/bin/python bench/provision.py [--people 50 --matters 500 --members 4 --moves 100
                                               --concurrency 8 --db sqlite|postgres]
 
 One run starts a fresh Synapse on loopback and the bridge as a separate process, then:

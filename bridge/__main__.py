@@ -40,8 +40,8 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         default=Path("config.yaml"),
         metavar="FILE",
-        help="the bridge's configuration (default: %(default)s); relative paths in it are"
-        " relative to its folder",
+        help="the bridge's configuration (default: %(default)s); relative file paths in it"
+        " are relative to its folder, except a sqlite: database's (the working directory)",
     )
     parser.add_argument(
         "-r",

@@ -70,7 +70,7 @@ def existing_tokens(path: Path) -> tuple[str, str] | None:
     as_token, hs_token = data.get("as_token"), data.get("hs_token")
     if _token_problem(as_token) or _token_problem(hs_token):
         return None  # absent, or the example's placeholders: make real ones
-    return as_token, hs_token
+    return str(as_token), str(hs_token)
 
 
 def _token_problem(value: object) -> str | None:

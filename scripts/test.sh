@@ -1,18 +1,46 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs what it needs, starts PostgreSQL if it is
 # down, then lint, type checks and pytest (real Synapse, real PostgreSQL and SQLite).
+#   ./scripts/test.sh [pytest args]          everything (CI runs this)
+#   ./scripts/test.sh --fast [pytest args]   lint, type checks and tests/unit only: no server,
+#                                            no database server, nothing installed but .venv
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+FAST=0
+if [ "${1:-}" = "--fast" ]; then
+  FAST=1
+  shift
+fi
+
 . scripts/venv.sh test
 
-# The suite runs against a real PostgreSQL on 127.0.0.1:5432 (trust auth).
-if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
+if [ "$FAST" = 1 ]; then
+  .venv/bin/ruff check bridge tests bench
+  .venv/bin/mypy bridge bench
+  exec .venv/bin/python -m pytest -q -p no:cacheprovider tests/unit "$@"
+fi
+
+# The suite runs against a real PostgreSQL on 127.0.0.1:5432, as user postgres without a
+# password (trust on loopback), unless FIRM_TEST_PG points at another server.
+if [ -z "${FIRM_TEST_PG:-}" ] && ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
   echo "PostgreSQL is down; starting it"
   if ! command -v pg_ctlcluster >/dev/null; then
-    apt-get update -q && apt-get install -y -q postgresql
+    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql
+    NEW_POSTGRES=1
   fi
-  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n 1)" main start
+  PG_VERSION="$(ls /etc/postgresql | sort -V | tail -n 1)"
+  if [ "${NEW_POSTGRES:-0}" = 1 ]; then
+    # A fresh Debian PostgreSQL asks for a password over TCP; the tests connect as postgres on
+    # loopback without one. Only on a server this script installed itself.
+    scripts/pg_trust_loopback.sh "/etc/postgresql/$PG_VERSION/main/pg_hba.conf"
+  fi
+  if pg_ctlcluster "$PG_VERSION" main status >/dev/null 2>&1; then
+    # Started by the package's installation: read the new rules.
+    pg_ctlcluster --skip-systemctl-redirect "$PG_VERSION" main reload
+  else
+    pg_ctlcluster --skip-systemctl-redirect "$PG_VERSION" main start
+  fi
   for _ in $(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done
 fi
 
