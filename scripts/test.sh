@@ -44,10 +44,12 @@ if [ -z "${FIRM_TEST_PG:-}" ] && ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/nul
   for _ in $(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done
 fi
 
-# The media gateway tests check stripped photos with the real exiftool and run the real nginx
-# with config/nginx-media-gateway.conf (started by the test itself on a loopback port).
-if ! command -v exiftool >/dev/null || ! { command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; }; then
-  apt-get update -q && apt-get install -y -q libimage-exiftool-perl nginx
+# The media gateway tests check stripped photos with the real exiftool, run the real nginx
+# with config/nginx-media-gateway.conf (started by the test itself on a loopback port) and make
+# archives with the real 7-Zip, zstd and lz4.
+if ! command -v exiftool >/dev/null || ! { command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; } \
+  || ! command -v 7zz >/dev/null || ! command -v zstd >/dev/null || ! command -v lz4 >/dev/null; then
+  apt-get update -q && apt-get install -y -q libimage-exiftool-perl nginx 7zip zstd lz4
 fi
 
 # The WordPress plugin tests (tests/wp) install Debian's WordPress into a temporary folder, serve

@@ -26,7 +26,19 @@ from collections.abc import Collection, Mapping, Sequence
 
 import attrs
 
-from .sniff import OCTET_STREAM, PDF, STRIPPABLE, TEXT, ZIP, base_type, looks_random
+from .sniff import (
+    BZIP2,
+    GZIP,
+    OCTET_STREAM,
+    PDF,
+    RAR,
+    STRIPPABLE,
+    TEXT,
+    ZIP,
+    ZSTD,
+    base_type,
+    looks_random,
+)
 
 _ZIP_FAMILY = frozenset(
     {
@@ -42,6 +54,13 @@ _ALIASES = {
     "image/pjpeg": "image/jpeg",
     "application/x-pdf": PDF,
     "application/x-zip-compressed": ZIP,
+    "application/x-gzip": GZIP,
+    "application/x-gtar": GZIP,
+    "application/x-compressed-tar": GZIP,
+    "application/x-bzip": BZIP2,
+    "application/x-rar-compressed": RAR,
+    "application/x-rar": RAR,
+    "application/x-zstd": ZSTD,
 }
 _MARKUP = frozenset({"text/html", "image/svg+xml", "application/xml", "text/xml"})
 

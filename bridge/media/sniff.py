@@ -29,6 +29,18 @@ PPTX = "application/vnd.openxmlformats-officedocument.presentationml.presentatio
 ODT = "application/vnd.oasis.opendocument.text"
 ODS = "application/vnd.oasis.opendocument.spreadsheet"
 OCTET_STREAM = "application/octet-stream"
+# Compressed files and archives: their bytes look as random as ciphertext, so without these
+# signatures a plaintext archive would pass as an encrypted attachment.
+GZIP = "application/gzip"
+BZIP2 = "application/x-bzip2"
+XZ = "application/x-xz"
+ZSTD = "application/zstd"
+LZ4 = "application/x-lz4"
+LZIP = "application/x-lzip"
+SEVEN_ZIP = "application/x-7z-compressed"
+RAR = "application/vnd.rar"
+TAR = "application/x-tar"
+COMPRESSED = frozenset({GZIP, BZIP2, XZ, ZSTD, LZ4, LZIP, SEVEN_ZIP, RAR, TAR})
 
 # Images the gateway knows how to strip; an image type outside this set is never stored.
 STRIPPABLE = frozenset({JPEG, PNG, GIF, WEBP})
@@ -64,6 +76,7 @@ KNOWN_TYPES = frozenset(
         "audio/ogg",
         "audio/mp4",
     }
+    | COMPRESSED
 )
 
 DEFAULT_ALLOWED = (JPEG, PNG, GIF, WEBP, PDF, TEXT, DOCX, XLSX, PPTX, ODT, ODS)
@@ -82,7 +95,19 @@ _SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
     (0, b"\x1aE\xdf\xa3", "video/webm"),
     (0, b"OggS\x00", "audio/ogg"),
     (0, b"ID3", "audio/mpeg"),
+    (0, b"\x1f\x8b\x08", GZIP),  # with its only compression method, deflate
+    (0, b"\xfd7zXZ\x00", XZ),
+    (0, b"7z\xbc\xaf\x27\x1c", SEVEN_ZIP),
+    (0, b"Rar!\x1a\x07", RAR),  # RAR 1.5 to 4 (then \x00) and RAR 5 (then \x01\x00)
+    (0, b"\x28\xb5\x2f\xfd", ZSTD),
+    (0, b"\x04\x22\x4d\x18", LZ4),
+    (0, b"\x02\x21\x4c\x18", LZ4),  # the legacy frame (lz4 -l)
+    (0, b"LZIP", LZIP),
+    (257, b"ustar", TAR),  # POSIX and GNU tar: an uncompressed tar of encrypted files is random
 )
+# bzip2: "BZh", the block size digit, then a block's or the end's 48-bit magic ("BZh" alone is
+# text a plaintext file could start with).
+_BZIP2_MAGIC = (b"\x31\x41\x59\x26\x53\x59", b"\x17\x72\x45\x38\x50\x90")
 _FTYP = {
     b"heic": "image/heic",
     b"heix": "image/heic",
@@ -108,6 +133,10 @@ def sniff(head: bytes) -> str | None:
         return _FTYP.get(head[8:12], "video/mp4")
     if head[:4] == b"PK\x03\x04":
         return ZIP
+    if head[:3] == b"BZh" and head[3:4] in b"123456789" and head[4:10] in _BZIP2_MAGIC:
+        return BZIP2
+    if head[1:4] == b"\x2a\x4d\x18" and head[0] & 0xF0 == 0x50:
+        return ZSTD  # a skippable frame, which zstd and lz4 streams may start with
     return _sniff_text(head)
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import io
+import lzma
 import os
 import tracemalloc
 import zipfile
@@ -109,6 +112,17 @@ def test_sniff() -> None:
     assert sniff(b"<?xml version='1.0'?><svg xmlns=''>") == "image/svg+xml"
     assert sniff(b"\x00\x00\x00\x18ftypheic") == "image/heic"
     assert sniff(b"bin\x00ary") is None
+    # Compressed files and archives (their bytes look random: only the signature tells).
+    assert sniff(gzip.compress(b"x")) == "application/gzip"
+    assert sniff(bz2.compress(b"x")) == sniff(bz2.compress(b"")) == "application/x-bzip2"
+    assert sniff(b"BZh9 is how this note starts") == "text/plain"  # not bzip2 without its magic
+    assert sniff(lzma.compress(b"x")) == "application/x-xz"
+    assert sniff(b"7z\xbc\xaf\x27\x1c\x00\x04") == "application/x-7z-compressed"
+    assert sniff(b"Rar!\x1a\x07\x00") == sniff(b"Rar!\x1a\x07\x01\x00") == "application/vnd.rar"
+    assert sniff(b"\x28\xb5\x2f\xfd\x24") == sniff(b"\x5e\x2a\x4d\x18") == "application/zstd"
+    assert sniff(b"\x04\x22\x4d\x18\x64") == sniff(b"\x02\x21\x4c\x18") == "application/x-lz4"
+    assert sniff(b"LZIP\x01") == "application/x-lzip"
+    assert sniff(b"name".ljust(257, b"\x00") + b"ustar\x0000") == "application/x-tar"
     assert sniff(b"") is None
     # Ciphertext essentially never looks like a known type, and always looks random.
     samples = [os.urandom(n) for n in (64, 100, 1000, 70000) for _ in range(300)]
