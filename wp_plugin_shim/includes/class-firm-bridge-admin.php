@@ -19,20 +19,26 @@ final class Firm_Bridge_Admin {
 	const SETTINGS     = 'firm-bridge-settings';
 	const RESTRICTIONS = 'firm-bridge-restrictions';
 
-	/** Fixed notice texts, chosen by code (nothing from the request is echoed). */
+	/** Fixed notice texts and their kind, chosen by code (nothing from the request is echoed). */
 	const NOTICES = array(
-		'settings-saved'  => 'Settings saved.',
-		'secret-short'    => 'The shared secret must be at least 32 characters; it was not changed.',
-		'url-invalid'     => 'The bridge URL must be an http or https address; it was not changed.',
-		'hs-invalid'      => 'The homeserver address must be an http or https address; it was not changed.',
-		'policy-sent'     => 'The role table was saved and queued for the bridge.',
-		'policy-invalid'  => 'The role table was not saved.',
-		'policy-loaded'   => 'Loaded the role table the bridge uses now. Review it and save to send changes.',
-		'policy-unloaded' => 'The bridge did not give its role table.',
-		'resync-queued'   => 'Everything was queued for the bridge.',
-		'delivered'       => 'Delivery attempted.',
-		'resent'          => 'The object\'s current state was queued again.',
-		'not-resent'      => 'Only failed rows can be sent again.',
+		'settings-saved'      => array( 'success', 'Settings saved.' ),
+		'secret-short'        => array( 'error', 'The shared secret must be at least 32 characters; it was not changed.' ),
+		'url-invalid'         => array( 'error', 'The bridge URL must be an http or https address; it was not changed.' ),
+		'hs-invalid'          => array( 'error', 'The homeserver address must be an http or https address; it was not changed.' ),
+		'policy-sent'         => array( 'success', 'The role table was saved and queued for the bridge.' ),
+		'policy-invalid'      => array( 'error', 'The role table was not saved.' ),
+		'policy-loaded'       => array( 'success', 'Loaded the role table the bridge uses now. Review it and save to send changes.' ),
+		'policy-unloaded'     => array( 'error', 'The bridge did not give its role table.' ),
+		'resync-queued'       => array( 'success', 'Everything was queued for the bridge.' ),
+		'delivered'           => array( 'success', 'Everything that was waiting has been delivered.' ),
+		'delivered-none'      => array( 'success', 'Nothing was waiting to be delivered.' ),
+		'delivered-failed'    => array( 'error', 'The bridge refused some requests: they are listed under Failed, with its answer.' ),
+		'deliver-unreachable' => array( 'error', 'The bridge did not answer, so nothing more was sent.' ),
+		'deliver-partial'     => array( 'warning', 'Some requests are still waiting; delivery continues in the background.' ),
+		'deliver-busy'        => array( 'warning', 'Another delivery is under way; it sends these requests too, in order.' ),
+		'not-configured'      => array( 'error', 'Set the bridge URL and shared secret under Settings first.' ),
+		'resent'              => array( 'success', 'The object\'s current state was queued again.' ),
+		'not-resent'          => array( 'error', 'Only failed rows can be sent again.' ),
 	);
 
 	/**
@@ -100,8 +106,8 @@ final class Firm_Bridge_Admin {
 		}
 		$detail = get_transient( 'firm_bridge_detail_' . get_current_user_id() );
 		delete_transient( 'firm_bridge_detail_' . get_current_user_id() );
-		$error = in_array( $code, array( 'secret-short', 'url-invalid', 'hs-invalid', 'policy-invalid', 'policy-unloaded', 'not-resent' ), true );
-		printf( '<div class="notice %s"><p>%s', $error ? 'notice-error' : 'notice-success', esc_html( self::NOTICES[ $code ] ) );
+		list( $kind, $text ) = self::NOTICES[ $code ];
+		printf( '<div class="notice notice-%s"><p>%s', esc_attr( $kind ), esc_html( $text ) );
 		if ( is_string( $detail ) && '' !== $detail ) {
 			echo ' ' . esc_html( $detail );
 		}
@@ -191,11 +197,45 @@ final class Firm_Bridge_Admin {
 		echo '</tbody></table></div>';
 	}
 
-	/** Deliver now. */
+	/** Deliver now: every pending row, in order, whatever its retry time. */
 	public static function handle_deliver() {
 		self::guard( 'firm_bridge_deliver' );
+		if ( ! Firm_Bridge_Settings::configured() ) {
+			self::back( self::SLUG, 'not-configured' );
+		}
 		$stats = Firm_Bridge_Outbox::deliver( 20, true );
-		self::back( self::SLUG, 'delivered', sprintf( '%d sent, %d delivered, %d failed, %d to retry, %d pending.', $stats['sent'], $stats['delivered'], $stats['failed'], $stats['retry'], $stats['pending'] ) );
+		list( $code, $detail ) = self::delivery_result( $stats );
+		self::back( self::SLUG, $code, $detail );
+	}
+
+	/**
+	 * What a Deliver now run did, in the notice's words.
+	 *
+	 * @param array $stats Firm_Bridge_Outbox::deliver() counters.
+	 * @return array array{0:string, 1:string} Notice code and detail.
+	 */
+	public static function delivery_result( array $stats ) {
+		/* translators: 1: requests delivered, 2: requests still waiting */
+		$counts = sprintf( __( '%1$d delivered, %2$d waiting.', 'firm-bridge' ), $stats['delivered'], $stats['pending'] );
+		if ( $stats['busy'] ) {
+			return array( 'deliver-busy', '' );
+		}
+		if ( null !== $stats['unreachable'] ) {
+			/* translators: 1: the bridge's answer or why none came, 2: counts */
+			return array( 'deliver-unreachable', sprintf( __( '%1$s. %2$s Waiting requests are retried automatically.', 'firm-bridge' ), $stats['unreachable'], $counts ) );
+		}
+		if ( $stats['failed'] > 0 ) {
+			/* translators: 1: counts, 2: requests refused */
+			return array( 'delivered-failed', sprintf( __( '%1$s %2$d refused.', 'firm-bridge' ), $counts, $stats['failed'] ) );
+		}
+		if ( $stats['pending'] > 0 ) {
+			return array( 'deliver-partial', $counts );
+		}
+		if ( 0 === $stats['sent'] ) {
+			return array( 'delivered-none', '' );
+		}
+		/* translators: %d: requests delivered */
+		return array( 'delivered', sprintf( _n( '%d delivered.', '%d delivered.', $stats['delivered'], 'firm-bridge' ), $stats['delivered'] ) );
 	}
 
 	/** Resync everything. */

@@ -36,7 +36,7 @@ class Firm_Bridge_CLI {
 	}
 
 	/**
-	 * Delivers what is due now.
+	 * Delivers every pending row now, in order, whatever its retry time.
 	 *
 	 * @param array $args       Positional arguments.
 	 * @param array $assoc_args Options.

@@ -33,6 +33,20 @@ final class Firm_Bridge_Order {
 	private $held = array();
 
 	/**
+	 * Whether rows go now whatever their retry time (the Deliver now button).
+	 *
+	 * @var bool
+	 */
+	private $ignore_backoff;
+
+	/**
+	 * @param bool $ignore_backoff Send rows whose retry time has not come (still in order).
+	 */
+	public function __construct( $ignore_backoff = false ) {
+		$this->ignore_backoff = (bool) $ignore_backoff;
+	}
+
+	/**
 	 * @param array $row array{object_type:string, object_id:int, deps:int[]|string,
 	 *                   next_attempt_at:int}.
 	 * @return string
@@ -65,7 +79,7 @@ final class Firm_Bridge_Order {
 	 */
 	public function may_send( array $row, $now ) {
 		$key     = self::key( $row );
-		$blocked = isset( $this->held[ $key ] ) || (int) $row['next_attempt_at'] > (int) $now;
+		$blocked = isset( $this->held[ $key ] ) || ( ! $this->ignore_backoff && (int) $row['next_attempt_at'] > (int) $now );
 		foreach ( self::deps( $row ) as $dep ) {
 			if ( isset( $this->held[ 'person:' . $dep ] ) ) {
 				$blocked = true;

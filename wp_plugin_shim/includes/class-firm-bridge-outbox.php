@@ -173,18 +173,22 @@ final class Firm_Bridge_Outbox {
 	 * Sends what may go now, in order, for at most $budget seconds.
 	 *
 	 * @param float $budget Seconds to spend at most (the one request under way may run over).
-	 * @param bool  $force  Ignore the "bridge is down" pause (the Deliver now button).
-	 * @return array array{sent:int, delivered:int, failed:int, retry:int, pending:int, busy:bool}
+	 * @param bool  $force  Send every pending row now, in order, whatever its retry time and the
+	 *                      "bridge is down" pause (the Deliver now button).
+	 * @return array array{sent:int, delivered:int, failed:int, retry:int, pending:int, busy:bool,
+	 *               unreachable:?string} (unreachable: why the run stopped, when the bridge did
+	 *               not answer or asked to slow down).
 	 */
 	public static function deliver( $budget = 10, $force = false ) {
 		global $wpdb;
 		$stats = array(
-			'sent'      => 0,
-			'delivered' => 0,
-			'failed'    => 0,
-			'retry'     => 0,
-			'pending'   => 0,
-			'busy'      => false,
+			'sent'        => 0,
+			'delivered'   => 0,
+			'failed'      => 0,
+			'retry'       => 0,
+			'pending'     => 0,
+			'busy'        => false,
+			'unreachable' => null,
 		);
 		if ( self::$delivering || ! Firm_Bridge_Settings::configured() ) {
 			$stats['busy'] = self::$delivering;
@@ -204,7 +208,7 @@ final class Firm_Bridge_Outbox {
 		}
 		self::$delivering = true;
 		try {
-			self::run( microtime( true ) + $budget, $stats );
+			self::run( microtime( true ) + $budget, $stats, $force );
 		} finally {
 			self::$delivering = false;
 			$wpdb->query( $wpdb->prepare( 'SELECT RELEASE_LOCK(%s)', $lock ) );
@@ -219,11 +223,12 @@ final class Firm_Bridge_Outbox {
 	 *
 	 * @param float $deadline microtime() to stop at.
 	 * @param array $stats    Counters, updated.
+	 * @param bool  $force    Send rows whose retry time has not come.
 	 */
-	private static function run( $deadline, array &$stats ) {
+	private static function run( $deadline, array &$stats, $force ) {
 		global $wpdb;
 		$table   = self::table();
-		$order   = new Firm_Bridge_Order();
+		$order   = new Firm_Bridge_Order( $force );
 		$last_id = 0;
 		while ( microtime( true ) < $deadline ) {
 			$rows = $wpdb->get_results(
@@ -257,6 +262,7 @@ final class Firm_Bridge_Outbox {
 					$order->hold( $row );
 				}
 				if ( Firm_Bridge_Order::STOP === $outcome ) {
+					$stats['unreachable'] = (string) $result['error'];
 					return;
 				}
 				if ( microtime( true ) >= $deadline ) {

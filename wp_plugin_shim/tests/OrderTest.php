@@ -34,10 +34,11 @@ final class OrderTest extends TestCase {
 	 * @param array $rows    Pending rows.
 	 * @param array $answers Outcome per row id (default delivered).
 	 * @param int   $now     Clock.
+	 * @param bool  $ignore_backoff As Deliver now runs.
 	 * @return int[] Row ids sent, in order.
 	 */
-	private function run_once( array $rows, array $answers, $now = 100 ) {
-		$order = new Firm_Bridge_Order();
+	private function run_once( array $rows, array $answers, $now = 100, $ignore_backoff = false ) {
+		$order = new Firm_Bridge_Order( $ignore_backoff );
 		$sent  = array();
 		foreach ( $rows as $row ) {
 			if ( ! $order->may_send( $row, $now ) ) {
@@ -80,6 +81,13 @@ final class OrderTest extends TestCase {
 		$rows = array( $this->row( 1, 'matter', 9, array(), 500 ), $this->row( 2, 'matter', 9 ), $this->row( 3, 'matter', 10 ) );
 		$this->assertSame( array( 3 ), $this->run_once( $rows, array(), 100 ) );
 		$this->assertSame( array( 1, 2, 3 ), $this->run_once( $rows, array(), 500 ) );
+	}
+
+	public function test_deliver_now_sends_rows_in_backoff_in_order() {
+		$rows = array( $this->row( 1, 'person', 5, array(), 500 ), $this->row( 2, 'matter', 9, array( 5 ) ), $this->row( 3, 'person', 5 ) );
+		$this->assertSame( array( 1, 2, 3 ), $this->run_once( $rows, array(), 100, true ) );
+		// Still in order: a row that must be retried again holds back what depends on it.
+		$this->assertSame( array( 1 ), $this->run_once( $rows, array( 1 => Firm_Bridge_Order::RETRY ), 100, true ) );
 	}
 
 	public function test_no_answer_stops_the_run() {
