@@ -41,6 +41,7 @@ from mautrix.crypto.store import StateStore as CryptoStateStore
 from mautrix.crypto.store.memory import MemoryCryptoStore
 from mautrix.errors import MNotFound, SessionNotFound
 from mautrix.types import (
+    CrossSigningUsage,
     DeviceID,
     DeviceIdentity,
     EncryptedEvent,
@@ -52,7 +53,9 @@ from mautrix.types import (
     RequestedKeyInfo,
     RoomEncryptionStateEventContent,
     RoomID,
+    SigningKey,
     TextMessageEventContent,
+    TOFUSigningKey,
     TrustState,
     UserID,
 )
@@ -96,6 +99,19 @@ class _StateStore(MemoryStateStore, CryptoStateStore):  # type: ignore[misc]
             if self.encryption.get(room_id) is not None:
                 rooms.append(room_id)
         return rooms
+
+
+class _CryptoStore(MemoryCryptoStore):
+    """mautrix's in-memory crypto store, whose put_cross_signing_key fails (it assigns to a
+    NamedTuple) the second time it sees a person's cross-signing keys, as with any person who set
+    up cross-signing (the portal widget does)."""
+
+    async def put_cross_signing_key(
+        self, user_id: UserID, usage: CrossSigningUsage, key: SigningKey
+    ) -> None:
+        keys = self._cross_signing_keys.setdefault(user_id, {})
+        current = keys.get(usage)
+        keys[usage] = TOFUSigningKey(key=key, first=current.first if current else key)
 
 
 class _QuietMegolmContent(EncryptedMegolmEventContent):
@@ -142,7 +158,7 @@ class DeviceClient:
         crypto_log = _quiet_logger(f"{name}.crypto", logging.DEBUG)
 
         self._session = ClientSession()
-        self.crypto_store = MemoryCryptoStore(account_id=user_id, pickle_key=secrets.token_hex(8))
+        self.crypto_store = _CryptoStore(account_id=user_id, pickle_key=secrets.token_hex(8))
         self.state_store = _StateStore()
         api = HTTPAPI(base_url, access_token, client_session=self._session, log=http_log)
         self.client = Client(
@@ -322,14 +338,25 @@ class DeviceClient:
             await self._ensure_encrypted_room(rid)
             await self._share_room_key(rid)
             content = TextMessageEventContent(msgtype=MessageType.TEXT, body=text)
-            encrypted = await self.crypto.encrypt_megolm_event(rid, EventType.ROOM_MESSAGE, content)
-            event_id = await self.client.send_message_event(
-                rid,
-                EventType.ROOM_ENCRYPTED,
-                encrypted,  # type: ignore[arg-type]
-                disable_encryption=True,
-            )
-        self.log.debug("Sent encrypted message %s in %s", event_id, room_id)
+            return await self._send_locked(rid, content)
+
+    async def send_content(self, room_id: str, content: dict[str, Any]) -> str:
+        """Megolm-encrypts any m.room.message content (say, a formatted_body) and sends it."""
+        rid = RoomID(room_id)
+        async with self._send_lock:
+            await self._ensure_encrypted_room(rid)
+            await self._share_room_key(rid)
+            return await self._send_locked(rid, content)
+
+    async def _send_locked(self, rid: RoomID, content: Any) -> str:
+        encrypted = await self.crypto.encrypt_megolm_event(rid, EventType.ROOM_MESSAGE, content)
+        event_id = await self.client.send_message_event(
+            rid,
+            EventType.ROOM_ENCRYPTED,
+            encrypted,  # type: ignore[arg-type]
+            disable_encryption=True,
+        )
+        self.log.debug("Sent encrypted message %s in %s", event_id, rid)
         return str(event_id)
 
     # ------------------------------------------------------------------ receiving

@@ -37,6 +37,7 @@ require_once __DIR__ . '/includes/class-firm-bridge-admin.php';
 require_once __DIR__ . '/includes/class-firm-bridge-rest.php';
 require_once __DIR__ . '/includes/class-firm-bridge-login-check.php';
 require_once __DIR__ . '/includes/class-firm-bridge-portal.php';
+require_once __DIR__ . '/includes/class-firm-bridge-widget-assets.php';
 require_once __DIR__ . '/includes/class-firm-bridge-privacy.php';
 
 register_activation_hook( __FILE__, array( 'Firm_Bridge_Plugin', 'activate' ) );
@@ -63,6 +64,7 @@ final class Firm_Bridge_Plugin {
 		Firm_Bridge_Rest::hooks();
 		Firm_Bridge_Login_Check::hooks();
 		Firm_Bridge_Portal::hooks();
+		Firm_Bridge_Widget_Assets::hooks();
 		Firm_Bridge_Privacy::hooks();
 		if ( defined( 'WP_CLI' ) && WP_CLI ) {
 			require_once __DIR__ . '/includes/class-firm-bridge-cli.php';

@@ -193,6 +193,7 @@ final class Firm_Bridge_Portal {
 			return self::box( 'ended', __( 'Your access to secure chat has ended.', 'firm-bridge' ) );
 		}
 		$matters = Firm_Bridge_Matters::for_person( $uid );
+		Firm_Bridge_Widget_Assets::enqueue();
 		$attrs   = array(
 			'data-session-url' => esc_url( rest_url( Firm_Bridge_Rest::NS . self::ROUTE ) ),
 			'data-rest-nonce'  => wp_create_nonce( 'wp_rest' ),

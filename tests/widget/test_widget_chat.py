@@ -1,0 +1,139 @@
+"""The portal widget in Debian's Chromium: sign-in, one device per browser, one tab, messages both
+ways decrypted, no HTML from other clients, a closed matter read-only, accessible at 360 px."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+
+from browser import artifacts_on_failure, axe_violations, describe_violations
+from dbscan import scan_sqlite
+from playwright.async_api import Browser, expect
+
+from .conftest import Portal, assert_clean, eventually, keep_recovery_key, wordpress_hits
+
+XSS_BODY = '<img src=x onerror="window.__xss=1"> <script>window.__xss=2</script>'
+XSS_HTML = '<script>window.__xss=3</script><img src=x onerror="window.__xss=4"><b>bold</b>'
+
+
+async def test_chat_both_ways_same_device_one_tab(
+    portal: Portal, chromium_browser: Browser
+) -> None:
+    marker_out = f"from-the-client-{secrets.token_hex(6)}"
+    marker_in = f"from-the-attorney-{secrets.token_hex(6)}"
+    context = await chromium_browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        page, watch = await portal.open(context)
+        async with artifacts_on_failure(page, "widget-chat"):
+            await keep_recovery_key(page)
+            room = page.get_by_role("button", name=portal.label)
+            await expect(room).to_be_visible()
+            await expect(room).to_have_attribute("aria-current", "true")
+            device = json.loads(await page.evaluate("localStorage.getItem('firm-chat')"))[
+                "devices"
+            ][portal.client_id]
+
+            # The client writes; the attorney's device decrypts it.
+            await page.get_by_label("Message").fill(marker_out)
+            await page.get_by_role("button", name="Send").click()
+            got = await portal.attorney.wait_for_text(portal.room_id, marker_out, timeout=30)
+            assert got == marker_out
+
+            # The attorney writes; the widget shows it decrypted.
+            await portal.attorney.send_text(portal.room_id, marker_in)
+            await expect(page.locator(".fc-timeline")).to_contain_text(marker_in)
+
+            # Other clients' HTML is text: nothing runs, no element is made from it; links
+            # open without a way back to the page.
+            await portal.attorney.send_content(
+                portal.room_id,
+                {
+                    "msgtype": "m.text",
+                    "body": XSS_BODY + " see https://example.test/x",
+                    "format": "org.matrix.custom.html",
+                    "formatted_body": XSS_HTML,
+                },
+            )
+            await expect(page.locator(".fc-timeline")).to_contain_text("window.__xss=2")
+            assert await page.evaluate("window.__xss") is None
+            assert (
+                await page.locator(".fc-timeline img, .fc-timeline script, .fc-timeline b").count()
+                == 0
+            )
+            link = page.locator(".fc-timeline a[href='https://example.test/x']")
+            await expect(link).to_have_attribute("rel", "noopener noreferrer")
+
+            # Accessible (axe-core: nothing serious) and usable at 360 px.
+            bad = await axe_violations(page, include=".firm-chat")
+            assert not bad, describe_violations(bad)
+            await page.set_viewport_size({"width": 360, "height": 740})
+            overflow = await page.evaluate(
+                "() => { const r = document.querySelector('.fc').getBoundingClientRect();"
+                " return r.right - document.documentElement.clientWidth; }"
+            )
+            assert overflow <= 1, overflow
+            await expect(page.get_by_role("button", name="Send")).to_be_in_viewport()
+            bad = await axe_violations(page, include=".firm-chat")
+            assert not bad, describe_violations(bad)
+
+            # Reload: the same device, no question asked, history still decrypted.
+            await page.reload()
+            await expect(page.locator(".fc-timeline")).to_contain_text(marker_in)
+            assert await page.locator(".fc-dialog, .fc-unlock").count() == 0
+            again = json.loads(await page.evaluate("localStorage.getItem('firm-chat')"))
+            assert again["devices"][portal.client_id] == device
+            devices = await portal.wp.hs.admin_get(
+                f"/_synapse/admin/v2/users/{portal.client_id}/devices"
+            )
+            ids = {d["device_id"] for d in devices["devices"]}
+            assert device in ids
+
+            # A second tab is refused, and may take over; the first then says so.
+            second = await context.new_page()
+            await second.goto(portal.page_url)
+            await expect(second.locator(".fc-status")).to_contain_text("open in another tab")
+            await second.get_by_role("button", name="Use chat in this tab instead").click()
+            await expect(page.locator(".fc-status")).to_contain_text("opened in another tab")
+            await expect(second.locator(".fc-timeline")).to_contain_text(marker_in)
+            await second.close()
+
+            await assert_clean(watch)
+    finally:
+        await context.close()
+
+    # Neither the homeserver's, the bridge's nor WordPress's database holds the text.
+    needles = [marker_out, marker_in]
+    assert scan_sqlite(portal.wp.hs.server.db_path, needles) == []
+    assert (
+        scan_sqlite(Path(portal.wp.bp.config["database.uri"].removeprefix("sqlite:")), needles)
+        == []
+    )
+    assert await wordpress_hits(portal.wp, needles) == []
+
+
+async def test_closed_matter_is_read_only(portal: Portal, chromium_browser: Browser) -> None:
+    context = await chromium_browser.new_context()
+    try:
+        page, watch = await portal.open(context)
+        async with artifacts_on_failure(page, "widget-closed"):
+            await keep_recovery_key(page)
+            await expect(page.get_by_label("Message")).to_be_visible()
+            await portal.wp.site.update_matter(
+                portal.matter_wp, meta={"firm_matter_status": "closed"}
+            )
+            await portal.wp.wait_bridge("matter", portal.matter_wp, status="closed")
+
+            async def power_applied() -> bool:
+                state = await portal.wp.hs.room_state(portal.room_id)
+                return state[("m.room.power_levels", "")].get("events_default") == 100
+
+            await eventually(power_applied)
+            # The open page follows the room's power levels; a new visit too.
+            await expect(page.get_by_role("note")).to_contain_text("This matter is closed")
+            await page.reload()
+            await expect(page.get_by_role("note")).to_contain_text("This matter is closed")
+            assert await page.get_by_label("Message").count() == 0
+            await assert_clean(watch)
+    finally:
+        await context.close()

@@ -1,0 +1,77 @@
+// What this browser keeps: the choice "own or shared computer", the chat device id per person
+// (so a reload or a new visit is the same device) and, in IndexedDB, the device's keys (the
+// Rust crypto store, one database per person). Nothing else: no access token is kept.
+const KEY = "firm-chat";
+const DB_PREFIX = "firm-chat:";
+
+export type Computer = "own" | "shared";
+
+interface Saved {
+  computer?: Computer;
+  devices: Record<string, string>;
+}
+
+function load(): Saved {
+  try {
+    const raw = localStorage.getItem(KEY);
+    const data = raw ? (JSON.parse(raw) as Partial<Saved>) : {};
+    return { computer: data.computer, devices: data.devices ?? {} };
+  } catch {
+    return { devices: {} };
+  }
+}
+
+function save(data: Saved): void {
+  localStorage.setItem(KEY, JSON.stringify(data));
+}
+
+export function computer(): Computer | undefined {
+  return load().computer;
+}
+
+export function setComputer(value: Computer): void {
+  save({ ...load(), computer: value });
+  // WordPress reads this at logout to wipe a shared computer's chat store (Clear-Site-Data).
+  document.cookie = `firm_chat_shared=${value === "shared" ? "1" : "0"}; path=/; SameSite=Strict`;
+}
+
+export function deviceFor(userId: string): string | undefined {
+  return load().devices[userId];
+}
+
+export function setDevice(userId: string, deviceId: string): void {
+  const data = load();
+  data.devices[userId] = deviceId;
+  save(data);
+}
+
+export function cryptoPrefix(userId: string): string {
+  return DB_PREFIX + userId;
+}
+
+async function deleteDatabase(name: string): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const req = indexedDB.deleteDatabase(name);
+    req.onsuccess = req.onerror = req.onblocked = () => resolve();
+  });
+}
+
+/** Deletes one person's key store (a device the server no longer knows, or a sign-out). */
+export async function forgetPerson(userId: string): Promise<void> {
+  const data = load();
+  delete data.devices[userId];
+  save(data);
+  const prefix = cryptoPrefix(userId);
+  for (const db of await indexedDB.databases()) {
+    if (db.name?.startsWith(prefix)) await deleteDatabase(db.name);
+  }
+}
+
+/** Leaves nothing of the chat in this browser: every chat database and the saved choices. */
+export async function wipe(): Promise<void> {
+  for (const db of await indexedDB.databases()) {
+    if (db.name?.startsWith(DB_PREFIX)) await deleteDatabase(db.name);
+  }
+  localStorage.removeItem(KEY);
+  document.cookie = "firm_chat_shared=0; path=/; max-age=0; SameSite=Strict";
+}
