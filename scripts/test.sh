@@ -86,6 +86,11 @@ if ! command -v chromium >/dev/null; then
 fi
 npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 
+# The portal widget is built from source (locked npm packages) into build/widget; its tests check
+# that the files shipped in wp_plugin_shim/widget/dist are exactly that build.
+npm ci --prefix wp_plugin_shim/widget --no-audit --no-fund --loglevel=error
+node wp_plugin_shim/widget/build.mjs build/widget >/dev/null
+
 .venv/bin/ruff check bridge tests bench
 .venv/bin/mypy bridge bench
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
