@@ -353,7 +353,7 @@ async def test_restrictions_screen_sends_the_role_table(wp: WpFirm) -> None:
         status, _, location = await post(
             admin, site.url + "/wp-admin/admin-post.php", {**fields, "firm_bridge_policy": changed}
         )
-        assert status == 302 and "policy-sent" in location
+        assert status == 302 and "policy-saved" in location
     finally:
         await admin.close()
     [row] = await site.wait_delivered(before)

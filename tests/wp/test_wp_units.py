@@ -4,13 +4,16 @@ its WP-CLI command."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import re
 import secrets
+from typing import Any
 
+from bridge.policy import Policy, PolicyError
 from bridge.provisioning.signing import sign
 
-from .wp_harness import PLUGIN, WordPressSite, php_literal
+from .wp_harness import PLUGIN, ROOT, WordPressSite, php_literal
 
 
 async def test_phpunit_suite_passes() -> None:
@@ -121,3 +124,78 @@ async def test_wp_cli_command_runs_resync(site: WordPressSite) -> None:
     assert re.match(r"\d+ requests queued\.", result["lines"][0])
     assert f"person:{uid}" in result["objects"]
     assert any(line.startswith("pending") for line in result["lines"])
+
+
+def policy_variants() -> list[object]:
+    """The shipped table, and ways of getting each of the bridge's rules wrong (and right)."""
+    base = Policy.from_yaml((ROOT / "config" / "policy.yaml").read_text()).to_data()
+
+    def changed(path: str, value: object) -> dict:
+        doc = copy.deepcopy(base)
+        *parents, last = path.split(".")
+        node: Any = doc
+        for key in parents:
+            node = node[key]
+        if value is DELETE:
+            del node[last]
+        else:
+            node[last] = value
+        return doc
+
+    variants: list[object] = [base, [], {"roles": []}, {"roles": {}}, {"version": 1}]
+    for role in ("partner", "client", "administrator"):
+        for value in (-1, 0, 99, 100, 50.0, 50.5, True, "50", None, DELETE):
+            variants.append(changed(f"roles.{role}.power_level", value))
+        for value in ("assigned", "none", "ASSIGNED", "all", 1, None, DELETE):
+            variants.append(changed(f"roles.{role}.matter_rooms", value))
+        for value in ([], ["firm_members"], ["nobody"], "firm_members", [1], {"a": 1}, DELETE):
+            variants.append(changed(f"roles.{role}.conversations", value))
+        variants += [changed(f"roles.{role}", DELETE), changed(f"roles.{role}", [1])]
+        variants.append(changed(f"roles.{role}", "x"))
+    for value in (1, 2, 100, 101, 8.0, False, "8", None, DELETE):
+        variants.append(changed("max_group_size", value))
+    variants += [changed("roles.judge", base["roles"]["client"]), changed("future", {"x": [1]})]
+    return variants
+
+
+DELETE = object()
+
+
+async def test_restrictions_refuses_exactly_what_the_bridge_refuses() -> None:
+    """The plugin checks a role table by the bridge's rules before saving it: the same documents
+    get the same verdict from Policy.from_data and from Firm_Bridge_Policy_Doc::parse, and a
+    refusal names the same field."""
+    docs = policy_variants()
+    expected: list[str | None] = []
+    for doc in docs:
+        try:
+            Policy.from_data(doc)
+            expected.append(None)
+        except PolicyError as e:
+            expected.append(str(e))
+    texts = [json.dumps(doc) for doc in docs]
+    code = (
+        f"require '{PLUGIN}/includes/class-firm-bridge-policy-doc.php';"
+        f" $out = []; foreach ({php_literal(texts)} as $t) {{"
+        " $p = Firm_Bridge_Policy_Doc::parse($t); $out[] = $p['error']; }"
+        " echo json_encode($out);"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        "php",
+        "-d",
+        "error_reporting=E_ALL",
+        "-r",
+        "define('FIRM_BRIDGE_UNIT_TESTS', 1);" + code,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode == 0 and not err, err.decode()
+    got = json.loads(out)
+    assert sum(e is None for e in expected) >= 10 and sum(e is not None for e in expected) >= 40
+    for doc, bridge, plugin in zip(docs, expected, got, strict=True):
+        assert (bridge is None) == (plugin is None), (doc, bridge, plugin)
+        if bridge is not None and "roles." in bridge:
+            # The bridge says "policy: roles.client.power_level must be ..."; so does the plugin.
+            field = re.search(r"roles\.\w+(\.\w+)?", bridge)
+            assert field and field.group(0) in plugin, (bridge, plugin)

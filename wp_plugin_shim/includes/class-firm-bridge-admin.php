@@ -25,8 +25,10 @@ final class Firm_Bridge_Admin {
 		'secret-short'        => array( 'error', 'The shared secret must be at least 32 characters; it was not changed.' ),
 		'url-invalid'         => array( 'error', 'The bridge URL must be an http or https address; it was not changed.' ),
 		'hs-invalid'          => array( 'error', 'The homeserver address must be an http or https address; it was not changed.' ),
-		'policy-sent'         => array( 'success', 'The role table was saved and queued for the bridge.' ),
-		'policy-invalid'      => array( 'error', 'The role table was not saved.' ),
+		'policy-saved'        => array( 'success', 'The role table was saved, and the bridge uses it now.' ),
+		'policy-queued'       => array( 'warning', 'The role table was saved. The bridge has not answered yet; it gets the table as soon as it does.' ),
+		'policy-refused'      => array( 'error', 'The bridge refused the role table, so it was not saved; the firm\'s table is unchanged.' ),
+		'policy-invalid'      => array( 'error', 'The role table was not saved; the firm\'s table is unchanged.' ),
 		'policy-loaded'       => array( 'success', 'Loaded the role table the bridge uses now. Review it and save to send changes.' ),
 		'policy-unloaded'     => array( 'error', 'The bridge did not give its role table.' ),
 		'resync-queued'       => array( 'success', 'Everything was queued for the bridge.' ),
@@ -379,21 +381,49 @@ final class Firm_Bridge_Admin {
 		echo '</div>';
 	}
 
-	/** Saves the role table and queues it for the bridge. */
+	/**
+	 * Saves the role table once it passes the bridge's rules, and sends it at once. The firm's
+	 * table changes only when the bridge took it or could not be asked: a table the bridge
+	 * refuses is not kept, and what was typed stays in the form to be corrected.
+	 */
 	public static function handle_save_policy() {
 		self::guard( 'firm_bridge_save_policy' );
 		$text   = isset( $_POST['firm_bridge_policy'] ) ? (string) wp_unslash( $_POST['firm_bridge_policy'] ) : ''; // phpcs:ignore WordPress.Security.ValidatedSanitizedInput.InputNotSanitized -- parsed as JSON, never printed unescaped.
 		$parsed = Firm_Bridge_Policy_Doc::parse( $text );
 		if ( null === $parsed['policy'] ) {
-			// Keep what was typed so it can be corrected.
-			set_transient( 'firm_bridge_policy_draft_' . get_current_user_id(), $text, 600 );
+			self::keep_policy_draft( $text );
 			self::back( self::RESTRICTIONS, 'policy-invalid', $parsed['error'] );
 		}
-		delete_transient( 'firm_bridge_policy_draft_' . get_current_user_id() );
-		Firm_Bridge_Settings::set_policy( $parsed['policy'] );
-		Firm_Bridge_Sync::enqueue_policy();
+		self::send_policy( $parsed['policy'], $text );
+	}
+
+	/**
+	 * Sends a checked table now and keeps it as the firm's unless the bridge refused it.
+	 *
+	 * @param array  $policy Checked table.
+	 * @param string $draft  What the form showed, kept when refused.
+	 */
+	private static function send_policy( array $policy, $draft ) {
+		$id = Firm_Bridge_Sync::enqueue_policy( $policy );
 		Firm_Bridge_Outbox::deliver( 10 );
-		self::back( self::RESTRICTIONS, 'policy-sent' );
+		$row = Firm_Bridge_Outbox::row( (int) $id );
+		if ( $row && 'failed' === $row['status'] ) {
+			self::keep_policy_draft( $draft );
+			self::back( self::RESTRICTIONS, 'policy-refused', (string) $row['last_error'] );
+		}
+		Firm_Bridge_Settings::set_policy( $policy );
+		delete_transient( 'firm_bridge_policy_draft_' . get_current_user_id() );
+		if ( $row && 'delivered' === $row['status'] ) {
+			self::back( self::RESTRICTIONS, 'policy-saved' );
+		}
+		self::back( self::RESTRICTIONS, 'policy-queued', $row && $row['last_error'] ? (string) $row['last_error'] : null );
+	}
+
+	/**
+	 * @param string $text What the form held, shown again for this user.
+	 */
+	private static function keep_policy_draft( $text ) {
+		set_transient( 'firm_bridge_policy_draft_' . get_current_user_id(), $text, 600 );
 	}
 
 	/** Loads the bridge's current table into the editor (not sent). */

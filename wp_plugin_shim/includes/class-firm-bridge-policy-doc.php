@@ -1,9 +1,10 @@
 <?php
 /**
  * The Restrictions screen's document: the bridge's role table (config/policy.yaml's shape) as
- * JSON. Deliberately generic: it checks only the outline (an object with a "roles" object of
- * objects) and leaves every rule to the bridge, which validates the table and names the problem,
- * so the format can grow without changing the plugin.
+ * JSON, checked by the same rules as the bridge's Policy.from_data (bridge/policy.py), so a table
+ * the bridge would refuse is refused here, naming the field, before anything is saved or sent.
+ * Keys the bridge does not know are kept and sent as they are (it ignores them).
+ * tests/wp/test_wp_units.py runs the same documents through both and expects the same verdicts.
  *
  * @package Firm_Bridge
  */
@@ -13,11 +14,27 @@ if ( ! defined( 'ABSPATH' ) && ! defined( 'FIRM_BRIDGE_UNIT_TESTS' ) ) {
 }
 
 /**
- * Parses and prints the policy document.
+ * Parses, checks and prints the policy document.
  */
 final class Firm_Bridge_Policy_Doc {
 
 	const MAX_BYTES = 65536;
+
+	/** The firm's roles, as the bridge names them (bridge/model.py Role). */
+	const ROLES = array( 'partner', 'associate', 'paralegal', 'assistant', 'client', 'administrator' );
+
+	/** Which matter rooms a role joins (bridge/policy.py MATTER_ROOMS). */
+	const MATTER_ROOMS = array( 'assigned', 'assigned_non_privileged', 'none' );
+
+	/** With whom a role may hold a conversation (bridge/policy.py CONVERSATION_RULES). */
+	const CONVERSATION_RULES = array( 'firm_members', 'assigned_clients', 'assigned_clients_non_privileged', 'supervising_partner', 'assigned_attorneys', 'clients_for_scheduling' );
+
+	/** Power levels are below the bridge's own (100), which only it holds. */
+	const MAX_POWER_LEVEL = 99;
+
+	const DEFAULT_MAX_GROUP_SIZE = 8;
+	const MIN_GROUP_SIZE         = 2;
+	const MAX_GROUP_SIZE         = 100;
 
 	/**
 	 * @param string $text JSON text from the form.
@@ -39,17 +56,71 @@ final class Firm_Bridge_Policy_Doc {
 		if ( ! is_array( $data ) || ( array() !== $data && array_is_list( $data ) ) ) {
 			return self::error( 'the policy must be a JSON object' );
 		}
-		if ( ! isset( $data['roles'] ) || ! is_array( $data['roles'] ) || array_is_list( $data['roles'] ) ) {
-			return self::error( '"roles" must be an object of role names' );
-		}
-		foreach ( $data['roles'] as $name => $role ) {
-			if ( ! is_array( $role ) || ( array() !== $role && array_is_list( $role ) ) ) {
-				return self::error( 'roles.' . $name . ' must be an object' );
-			}
+		$problem = self::check( $data );
+		if ( null !== $problem ) {
+			return self::error( $problem['message'], $problem['field'] );
 		}
 		return array(
 			'policy' => $data,
 			'error'  => null,
+			'field'  => null,
+		);
+	}
+
+	/**
+	 * The bridge's rules for a role table (Policy.from_data), in its order and words.
+	 *
+	 * @param array $data Decoded document.
+	 * @return array|null array{field:string, message:string} for the first problem, or null.
+	 */
+	public static function check( array $data ) {
+		if ( ! isset( $data['roles'] ) || ! is_array( $data['roles'] ) || ( array() !== $data['roles'] && array_is_list( $data['roles'] ) ) ) {
+			return self::problem( 'roles', '"roles" must be an object of role names' );
+		}
+		foreach ( $data['roles'] as $name => $role ) {
+			$name = (string) $name;
+			if ( ! in_array( $name, self::ROLES, true ) ) {
+				return self::problem( 'roles.' . $name, sprintf( "unknown role '%s' (known: %s)", $name, implode( ', ', self::ROLES ) ) );
+			}
+			if ( ! is_array( $role ) || ( array() !== $role && array_is_list( $role ) ) ) {
+				return self::problem( 'roles.' . $name, sprintf( "role '%s' must be an object", $name ) );
+			}
+			$level = $role['power_level'] ?? null;
+			if ( ! is_int( $level ) || $level < 0 || $level > self::MAX_POWER_LEVEL ) {
+				return self::problem( "roles.$name.power_level", sprintf( 'roles.%s.power_level must be an integer from 0 to %d', $name, self::MAX_POWER_LEVEL ) );
+			}
+			if ( ! in_array( $role['matter_rooms'] ?? null, self::MATTER_ROOMS, true ) ) {
+				return self::problem( "roles.$name.matter_rooms", sprintf( 'roles.%s.matter_rooms must be one of %s', $name, implode( ', ', self::MATTER_ROOMS ) ) );
+			}
+			$talks = $role['conversations'] ?? null;
+			$known = is_array( $talks ) && array_is_list( $talks );
+			foreach ( $known ? $talks : array() as $rule ) {
+				$known = $known && in_array( $rule, self::CONVERSATION_RULES, true );
+			}
+			if ( ! $known ) {
+				return self::problem( "roles.$name.conversations", sprintf( 'roles.%s.conversations must be a list of: %s (an empty list means no one)', $name, implode( ', ', self::CONVERSATION_RULES ) ) );
+			}
+		}
+		$missing = array_values( array_diff( self::ROLES, array_map( 'strval', array_keys( $data['roles'] ) ) ) );
+		if ( $missing ) {
+			return self::problem( 'roles', 'roles missing: ' . implode( ', ', $missing ) );
+		}
+		$size = array_key_exists( 'max_group_size', $data ) ? $data['max_group_size'] : self::DEFAULT_MAX_GROUP_SIZE;
+		if ( ! is_int( $size ) || $size < self::MIN_GROUP_SIZE || $size > self::MAX_GROUP_SIZE ) {
+			return self::problem( 'max_group_size', sprintf( 'max_group_size must be an integer from %d to %d', self::MIN_GROUP_SIZE, self::MAX_GROUP_SIZE ) );
+		}
+		return null;
+	}
+
+	/**
+	 * @param string $field   Where, as a dotted path.
+	 * @param string $message What is wrong.
+	 * @return array
+	 */
+	private static function problem( $field, $message ) {
+		return array(
+			'field'   => $field,
+			'message' => $message,
 		);
 	}
 
@@ -91,13 +162,15 @@ final class Firm_Bridge_Policy_Doc {
 	}
 
 	/**
-	 * @param string $message What is wrong.
+	 * @param string      $message What is wrong.
+	 * @param string|null $field   Where, when it is one field.
 	 * @return array
 	 */
-	private static function error( $message ) {
+	private static function error( $message, $field = null ) {
 		return array(
 			'policy' => null,
 			'error'  => $message,
+			'field'  => $field,
 		);
 	}
 }

@@ -143,10 +143,11 @@ final class Firm_Bridge_Sync {
 	/**
 	 * The Restrictions screen's role table, to PUT /_firm/v1/policy.
 	 *
+	 * @param array|null $policy A table to send, or null for the firm's current one.
 	 * @return int|null Row id, or null when no policy is set.
 	 */
-	public static function enqueue_policy() {
-		$policy = Firm_Bridge_Settings::policy();
+	public static function enqueue_policy( $policy = null ) {
+		$policy = null === $policy ? Firm_Bridge_Settings::policy() : $policy;
 		if ( null === $policy ) {
 			return null;
 		}

@@ -10,16 +10,47 @@ use PHPUnit\Framework\TestCase;
  */
 final class PolicyDocTest extends TestCase {
 
+	/**
+	 * The shipped table's shape, as JSON.
+	 *
+	 * @return array
+	 */
+	private function table() {
+		$roles = array();
+		foreach ( Firm_Bridge_Policy_Doc::ROLES as $i => $role ) {
+			$roles[ $role ] = array(
+				'power_level'   => 10 * $i,
+				'matter_rooms'  => 'assigned',
+				'conversations' => array(),
+			);
+		}
+		return array(
+			'version'        => 1,
+			'max_group_size' => 8,
+			'roles'          => $roles,
+		);
+	}
+
 	public function test_a_policy_with_extra_keys_is_kept_whole() {
-		$text = '{"version":1,"max_group_size":8,"future_rule":{"x":[1]},"roles":{"partner":{"power_level":50,"matter_rooms":"assigned","conversations":["firm_members"]},"client":{}}}';
-		$p    = Firm_Bridge_Policy_Doc::parse( $text );
+		$doc                = $this->table();
+		$doc['future_rule'] = array( 'x' => array( 1 ) );
+		$doc['roles']['partner']['conversations'] = array( 'firm_members' );
+		$p = Firm_Bridge_Policy_Doc::parse( (string) json_encode( $doc ) );
 		$this->assertNull( $p['error'] );
 		$this->assertSame( array( 'x' => array( 1 ) ), $p['policy']['future_rule'] );
 		$body = json_decode( Firm_Bridge_Policy_Doc::body( $p['policy'] ) );
-		$this->assertSame( 50, $body->policy->roles->partner->power_level );
-		// An empty role stays an object, not a list.
-		$this->assertInstanceOf( stdClass::class, $body->policy->roles->client );
+		$this->assertSame( 0, $body->policy->roles->partner->power_level );
+		$this->assertSame( array( 'firm_members' ), $body->policy->roles->partner->conversations );
 		$this->assertSame( $p['policy'], Firm_Bridge_Policy_Doc::parse( Firm_Bridge_Policy_Doc::pretty( $p['policy'] ) )['policy'] );
+	}
+
+	public function test_a_refusal_names_the_field() {
+		$doc                                   = $this->table();
+		$doc['roles']['client']['power_level'] = 100;
+		$p = Firm_Bridge_Policy_Doc::parse( (string) json_encode( $doc ) );
+		$this->assertNull( $p['policy'] );
+		$this->assertSame( 'roles.client.power_level', $p['field'] );
+		$this->assertSame( 'roles.client.power_level must be an integer from 0 to 99', $p['error'] );
 	}
 
 	/**
@@ -32,7 +63,7 @@ final class PolicyDocTest extends TestCase {
 			'a list'        => array( '[1,2]', 'must be a JSON object' ),
 			'no roles'      => array( '{"version":1}', '"roles"' ),
 			'roles a list'  => array( '{"roles":[1]}', '"roles"' ),
-			'role a string' => array( '{"roles":{"partner":"x"}}', 'roles.partner' ),
+			'role a string' => array( '{"roles":{"partner":"x"}}', "role 'partner' must be an object" ),
 			'too deep'      => array( str_repeat( '[', 40 ) . str_repeat( ']', 40 ), 'not valid JSON' ),
 			'too large'     => array( '{"roles":{},"x":"' . str_repeat( 'a', 70000 ) . '"}', 'larger than' ),
 		);
