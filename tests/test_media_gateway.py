@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import aiohttp
 import pytest
-from conftest import Homeserver
+from conftest import MODULE_SECRET, Homeserver
 from media_helpers import (
     MediaFirm,
     access_mismatches,
@@ -404,3 +404,58 @@ async def test_a_person_has_a_few_transfers_at_a_time(
         assert in_progress() == 0
         status, body = await upload(mf.gateway, t_slow, os.urandom(1000), octets)
         assert status == 200, body
+
+
+async def test_login_token_endpoint_is_not_on_the_clients_address(
+    homeserver: Homeserver, db_uri: str, tmp_path: Path
+) -> None:
+    """The homeserver module's token-minting endpoint is for the bridge, which reaches Synapse
+    directly; on the clients' address (the gateway passing the client API through) one leaked
+    module secret would mint a session for anyone. Refused there in every spelling Synapse
+    would still route to it, as are the admin, federation and key APIs."""
+    async with running_media_firm(
+        homeserver, db_uri, tmp_path, **{"media.proxy_client_api": True}
+    ) as mf:
+        firm = mf.firm
+        await firm.person(1, "kpat", "partner")
+        await firm.wait_synced("person", 1)
+        victim = f"@{firm.login('kpat')}:firm.test"
+        headers = {"Authorization": f"Bearer {MODULE_SECRET}"}
+        body = {"user_id": victim}
+        async with aiohttp.ClientSession() as s:
+            # The control: on Synapse's own address the secret mints a token (once the module
+            # has read this bridge's people).
+            async def minted() -> bool:
+                async with s.post(
+                    homeserver.url + "/_synapse/client/firm/login_token",
+                    json=body,
+                    headers=headers,
+                ) as r:
+                    return r.status == 200 and "login_token" in await r.json()
+
+            await eventually(minted)
+            for path in (
+                "/_synapse/client/firm/login_token",
+                "/_synapse/client/%66irm/login_token",
+                "/_synapse/client/firm/login%5Ftoken",
+                "/_synapse/%63lient/firm/login_token",
+                "/%5Fsynapse/client/firm/login_token",
+                "/_synapse/client/firm/login_token?x=1",
+            ):
+                url = URL(mf.gateway + path, encoded=True)
+                async with s.post(url, json=body, headers=headers) as r:
+                    answer = await r.json(content_type=None)
+                    assert r.status == 404, (path, r.status, answer)
+                    assert "login_token" not in answer and answer["errcode"] == "M_UNRECOGNIZED"
+            # Synapse itself finds the module's endpoint by %-decoded path segments: the gateway
+            # must refuse those spellings too, not only the plain one.
+            odd = URL(homeserver.url + "/_synapse/client/%66irm/login%5Ftoken", encoded=True)
+            async with s.post(odd, json=body, headers=headers) as r:
+                assert r.status == 200 and "login_token" in await r.json()
+            for path in (
+                "/_synapse/%61dmin/v1/server_version",
+                "/_matrix/%66ederation/v1/version",
+                "/_matrix/%6Bey/v2/server",
+            ):
+                async with s.get(URL(mf.gateway + path, encoded=True)) as r:
+                    assert r.status == 404, (path, r.status)

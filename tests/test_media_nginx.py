@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
-from conftest import ROOT, Homeserver
+from conftest import MODULE_SECRET, ROOT, Homeserver
 from media_helpers import (
     MediaFirm,
     access_mismatches,
@@ -215,3 +215,42 @@ async def test_access_matrix_through_nginx(
         base, member, world.media["encrypted"], headers={"Range": "bytes=5-14"}
     )
     assert (status, data) == (206, world.contents["encrypted"][5:15])
+
+
+async def test_login_token_endpoint_is_not_reachable_through_nginx(
+    media_firm: MediaFirm, nginx: tuple[str, Path], homeserver: Homeserver
+) -> None:
+    """Only the bridge mints portal login tokens, on Synapse's own address; through nginx (the
+    clients' address) the module's endpoint answers 404 however the path is spelled, while the
+    rest of /_synapse/client/ still reaches Synapse."""
+    base, _ = nginx
+    firm = media_firm.firm
+    await firm.person(1, "npat", "partner")
+    await firm.wait_synced("person", 1)
+    body = {"user_id": f"@{firm.login('npat')}:firm.test"}
+    headers = {"Authorization": f"Bearer {MODULE_SECRET}"}
+    async with aiohttp.ClientSession() as s:
+
+        async def minted() -> bool:  # the control: on Synapse's own address it mints
+            url = homeserver.url + "/_synapse/client/firm/login_token"
+            async with s.post(url, json=body, headers=headers) as r:
+                return r.status == 200
+
+        await eventually(minted)
+        for path in (
+            "/_synapse/client/firm/login_token",
+            "/_synapse/client/%66irm/login%5Ftoken",
+            "/_synapse/client/firm/../firm/login_token",
+            "/_synapse//client/firm/login_token",
+            "/_synapse/client/./firm/login_token",
+            "/_matrix/../_synapse/client/firm/login_token",
+            "/_matrix/%2e%2e/_synapse/client/firm/login_token",
+        ):
+            url = URL(base + path, encoded=True)
+            async with s.post(url, json=body, headers=headers, ssl=False) as r:
+                text = await r.text()
+                assert r.status in (400, 404), (path, r.status)
+                assert "login_token" not in text.replace("/login_token", ""), path
+        async with s.get(base + "/_synapse/client/unknown", ssl=False) as r:
+            # Still passed to Synapse: its own JSON 404, not nginx's page.
+            assert (await r.json(content_type=None))["errcode"] == "M_UNRECOGNIZED"

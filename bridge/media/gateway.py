@@ -25,7 +25,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from aiohttp import ClientError, ClientSession, ClientTimeout, TCPConnector, web
 from mautrix.util.async_db import Database
@@ -56,8 +56,15 @@ LEGACY = r"/_matrix/media/{version:(?:v3|r0|v1)}"
 AUTHED = "/_matrix/client/v1/media"
 _SERVER_NAME = re.compile(r"^(?:[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
 _MEDIA_ID = re.compile(r"^[A-Za-z0-9_\-]+$")
-# Never passed on from the clients' address: server-to-server and administration APIs.
-_NOT_FORWARDED = ("/_matrix/federation/", "/_matrix/key/", "/_synapse/admin/")
+# Never passed on from the clients' address: server-to-server and administration APIs, and the
+# homeserver module's own endpoints (login tokens for the portal), which only the bridge calls,
+# on the homeserver's own address: with them one secret would mint a session for anyone.
+_NOT_FORWARDED = (
+    "/_matrix/federation/",
+    "/_matrix/key/",
+    "/_synapse/admin/",
+    "/_synapse/client/firm/",
+)
 _HOP_BY_HOP = frozenset(
     {
         "connection",
@@ -364,7 +371,10 @@ class MediaGateway:
             # The route was matched on this path; the homeserver must get exactly it, not what
             # "/_matrix/client/v3/../v1/media/download/..." resolves to (an unchecked media read).
             return _error(400, "M_UNRECOGNIZED", "path segments '.', '..' and '' are refused")
-        if raw.startswith(_NOT_FORWARDED):
+        # Synapse routes on each path segment %-decoded ("/_synapse/%61dmin/" is its admin API).
+        decoded = unquote(raw).lower() + "/"
+        if decoded.startswith(_NOT_FORWARDED):
+            log.info("Refused %s %s on the clients' address", request.method, request.path)
             return _error(404, "M_UNRECOGNIZED", "not served on the clients' address")
         url = URL(self.hs_url + request.rel_url.raw_path_qs, encoded=True)
         headers = CIMultiDict(
