@@ -41,7 +41,8 @@ from typing import Any
 import aiohttp
 import asyncpg
 import psutil
-from common import create_database, drop_database, machine_info
+from common import AsClient
+from harness import create_database, drop_database, free_ports, machine_info
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / "data" / "audit-transactions.json"
@@ -52,9 +53,7 @@ HS_TOKEN = os.environ.setdefault("FIRM_BENCH_HS_TOKEN", secrets.token_urlsafe(32
 
 
 def free_port() -> int:
-    from bridge.devtools.synapse import free_port as fp
-
-    return fp()
+    return free_ports(1)[0]
 
 
 def bridge_config(work: Path, db_uri: str, port: int) -> Path:
@@ -66,7 +65,6 @@ def bridge_config(work: Path, db_uri: str, port: int) -> Path:
         "appservice": {"address": f"http://127.0.0.1:{port}", "port": port},
         "database": {"uri": db_uri, "max_connections": 4},
         "provisioning": {"shared_secret": secrets.token_urlsafe(48)},
-        "policy": {"file": str(ROOT / "config" / "policy.yaml")},
         "reconciler": {"drift_interval": 86400},
         "logging": {"level": "WARNING"},
         "audit": {"signing_key": str(work / "audit-signing.key")},
@@ -348,7 +346,6 @@ async def record() -> None:
             "appservice": {"address": f"http://127.0.0.1:{port}", "port": port},
             "database": {"uri": "sqlite:unused"},
             "provisioning": {"shared_secret": secrets.token_urlsafe(48)},
-            "policy": {"file": "unused"},
         },
         work / "c.yaml",
     )
@@ -375,46 +372,22 @@ async def record() -> None:
     hs.start()
     try:
         async with aiohttp.ClientSession() as s:
-
-            async def call(method: str, path: str, body: Any, user: str | None = None) -> Any:
-                params = {"user_id": user} if user else {}
-                async with s.request(
-                    method,
-                    hs.base_url + path,
-                    json=body,
-                    params=params,
-                    headers={"Authorization": f"Bearer {registration.as_token}"},
-                ) as r:
-                    return await r.json()
-
-            users = []
-            for name in ("attorney", "client"):
-                await call(
-                    "POST",
-                    "/_matrix/client/v3/register",
-                    {"type": "m.login.application_service", "username": name},
-                )
-                users.append(f"@{name}:{DOMAIN}")
-            room = (
-                await call(
-                    "POST",
-                    "/_matrix/client/v3/createRoom",
-                    {
-                        "preset": "private_chat",
-                        "invite": users,
-                        "initial_state": [
-                            {
-                                "type": "m.room.encryption",
-                                "state_key": "",
-                                "content": {"algorithm": "m.megolm.v1.aes-sha2"},
-                            }
-                        ],
-                    },
-                    f"@{registration.sender_localpart}:{DOMAIN}",
-                )
-            )["room_id"]
+            hs_client = AsClient(s, hs.base_url, registration.as_token)
+            users = [f"@{name}:{DOMAIN}" for name in ("attorney", "client")]
             for u in users:
-                await call("POST", f"/_matrix/client/v3/rooms/{room}/join", {}, u)
+                await hs_client.register(u)
+            encryption = {"algorithm": "m.megolm.v1.aes-sha2"}
+            room = await hs_client.create_room(
+                {
+                    "preset": "private_chat",
+                    "invite": users,
+                    "initial_state": [
+                        {"type": "m.room.encryption", "state_key": "", "content": encryption}
+                    ],
+                }
+            )
+            for u in users:
+                await hs_client.join(room, u)
             clients = [
                 await DeviceClient.login_appservice(hs.base_url, registration.as_token, u)
                 for u in users
@@ -425,18 +398,10 @@ async def record() -> None:
                 c = clients[i % 2]
                 eid = await c.send_text(room, "x" * (40 + 37 * i))
                 if i % 4 == 0:
-                    await call(
-                        "PUT",
-                        f"/_matrix/client/v3/rooms/{room}/send/m.reaction/r{i}",
-                        {
-                            "m.relates_to": {
-                                "rel_type": "m.annotation",
-                                "event_id": eid,
-                                "key": "👍",
-                            }
-                        },
-                        users[(i + 1) % 2],
-                    )
+                    reaction = {
+                        "m.relates_to": {"rel_type": "m.annotation", "event_id": eid, "key": "👍"}
+                    }
+                    await hs_client.send(room, "m.reaction", f"r{i}", reaction, users[(i + 1) % 2])
             for c in clients:
                 await c.stop()
             await asyncio.sleep(2)

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from common import machine_info
+from harness import machine_info
 from PIL import Image, ImageChops, ImageFilter
 
 ROOT = Path(__file__).resolve().parent.parent

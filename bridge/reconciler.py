@@ -42,6 +42,32 @@ def room_topic(matter: Matter) -> str:
     return f"Matter {matter.number} ({', '.join(flags)}). Managed by the firm."
 
 
+def matter_room_body(
+    matter: Matter, state: dict[str, dict], power: dict, members: Iterable[str]
+) -> dict[str, Any]:
+    """The createRoom body of a matter's room: its managed state from the first event (name,
+    topic and alias through createRoom's own fields), its power levels, its members invited.
+    The benchmarks build their rooms with it too."""
+    initial = [
+        {"type": t, "state_key": "", "content": c}
+        for t, c in state.items()
+        if t not in ("m.room.name", "m.room.topic", "m.room.canonical_alias")
+    ]
+    return {
+        "room_version": "12",
+        "preset": "private_chat",
+        "visibility": "private",
+        "name": state["m.room.name"]["name"],
+        "topic": state["m.room.topic"]["topic"],
+        "room_alias_name": matter.alias_localpart,
+        # The matter id keeps create events (and so room ids, in version 12) distinct.
+        "creation_content": {"m.federate": False, MATTER_KEY: matter.wp_id},
+        "initial_state": initial,
+        "power_level_content_override": power,
+        "invite": sorted(members),
+    }
+
+
 def describe(err: BaseException) -> str:
     """An error summary safe for logs and the DB: codes and types, never response bodies."""
     if isinstance(err, MatrixRequestError):
@@ -313,26 +339,7 @@ class Reconciler:
     async def _create_room(
         self, matter: Matter, alias: str, state: dict[str, dict], power: dict, members: dict
     ) -> str:
-        initial = [
-            {"type": t, "state_key": "", "content": c}
-            for t, c in state.items()
-            if t not in ("m.room.name", "m.room.topic", "m.room.canonical_alias")
-        ]
-        room_id = await self.hs.create_room(
-            {
-                "room_version": "12",
-                "preset": "private_chat",
-                "visibility": "private",
-                "name": state["m.room.name"]["name"],
-                "topic": state["m.room.topic"]["topic"],
-                "room_alias_name": matter.alias_localpart,
-                # The matter id keeps create events (and so room ids, in version 12) distinct.
-                "creation_content": {"m.federate": False, MATTER_KEY: matter.wp_id},
-                "initial_state": initial,
-                "power_level_content_override": power,
-                "invite": sorted(members),
-            }
-        )
+        room_id = await self.hs.create_room(matter_room_body(matter, state, power, members))
         metrics.REPAIRS.labels("create_room").inc()
         log.info("Created room %s for matter %s (%d members)", room_id, matter.wp_id, len(members))
         return room_id

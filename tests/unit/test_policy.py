@@ -11,14 +11,16 @@ import pytest
 
 from bridge.app import DEFAULT_POLICY
 from bridge.firm_view import FirmView
-from bridge.model import Capacity, MatterStatus, Role
+from bridge.model import Capacity, Matter, MatterStatus, Role
 from bridge.policy import (
     MANAGED_STATE,
     MANAGER_LEVEL,
+    MATTER_KEY,
     Policy,
     PolicyError,
     successor_for,
 )
+from bridge.reconciler import matter_room_body, room_name, room_topic
 
 POLICY = Policy.from_yaml(DEFAULT_POLICY.read_text(), "default_policy.yaml")
 BRIDGE = "@firmbridge:firm.test"
@@ -244,6 +246,32 @@ def test_matter_room_state() -> None:
     assert state["m.room.name"] == {"name": "Matter 7"}
     assert state["m.room.canonical_alias"] == {"alias": "#matter-m-7:firm.test"}
     assert set(state) <= set(MANAGED_STATE)
+
+
+def test_matter_room_body_is_what_the_reconciler_creates() -> None:
+    matter = Matter(
+        wp_id=101,
+        number="M-7",
+        title="Estate",
+        privileged=True,
+        status=MatterStatus.OPEN,
+        alias_localpart="matter-m-7",
+    )
+    members = {uid("pat"): 50, uid("cal"): 10}
+    state = POLICY.matter_room_state(room_name(matter), room_topic(matter), "#matter-m-7:firm.test")
+    power = POLICY.matter_power_levels(members, matter.status)
+    body = matter_room_body(matter, state, power, members)
+    assert body["room_version"] == "12" and body["visibility"] == "private"
+    assert body["creation_content"] == {"m.federate": False, MATTER_KEY: 101}
+    assert body["room_alias_name"] == "matter-m-7"
+    assert (body["name"], body["topic"]) == (room_name(matter), room_topic(matter))
+    assert body["invite"] == [uid("cal"), uid("pat")]
+    assert body["power_level_content_override"] == power
+    initial = {ev["type"]: ev["content"] for ev in body["initial_state"]}
+    assert initial["m.room.encryption"] == {"algorithm": "m.megolm.v1.aes-sha2"}  # from the start
+    assert initial["m.room.history_visibility"] == {"history_visibility": "invited"}
+    assert not {"m.room.name", "m.room.topic", "m.room.canonical_alias"} & set(initial)
+    assert all(ev["state_key"] == "" for ev in body["initial_state"])
 
 
 def test_capacities_and_successors() -> None:

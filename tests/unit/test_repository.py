@@ -62,6 +62,11 @@ def test_readme_points_at_the_architecture_document() -> None:
     assert (ROOT / "docs" / "ARCHITECTURE.md").is_file()
 
 
+def test_no_benchmark_file_is_over_600_lines() -> None:
+    sizes = {p.name: len(p.read_text().splitlines()) for p in (ROOT / "bench").glob("*.py")}
+    assert sizes and not {name: n for name, n in sizes.items() if n > 600}, sizes
+
+
 def test_package_data_patterns_match_real_files() -> None:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     package_data = pyproject["tool"]["setuptools"]["package-data"]
