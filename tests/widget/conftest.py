@@ -26,10 +26,11 @@ from wp.conftest import WpFirm, wp  # noqa: F401 - the fixture, for these tests
 expect.set_options(timeout=30_000)
 
 # The browser logs every 404 as a console error; these are the SDK's probes of things that do
-# not exist yet (no key backup before set-up, no dehydrated device before the first, no MatrixRTC
-# transports on this homeserver), part of the protocol rather than faults of the page.
+# not exist yet (no key backup before set-up, a room key the backup does not hold, no dehydrated
+# device before the first, no MatrixRTC transports on this homeserver), part of the protocol
+# rather than faults of the page.
 EXPECTED_404 = (
-    r"status of 404 \(Not Found\).*/_matrix/client/(v3/room_keys/version"
+    r"status of 404 \(Not Found\).*/_matrix/client/(v3/room_keys/(version|keys/)"
     r"|unstable/org\.matrix\.msc3814\.v1/dehydrated_device"
     r"|unstable/org\.matrix\.msc4143/rtc/transports)"
 )

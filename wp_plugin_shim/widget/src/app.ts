@@ -247,7 +247,7 @@ export class ChatApp implements KeyUi {
         // The device may be gone already (access ended); the local wipe still happens.
       }
       try {
-        await client.clearStores();
+        await client.clearStores({ cryptoDatabasePrefix: storage.cryptoPrefix(client.getSafeUserId()) });
       } catch {
         /* wiped below */
       }

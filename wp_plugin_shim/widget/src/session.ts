@@ -1,6 +1,6 @@
 // Signing in: WordPress gives the person logged in a single-use m.login.token (POST with the
 // cookie and the REST nonce); the widget logs in with it on the device this browser already has.
-import { createClient, type MatrixClient } from "matrix-js-sdk";
+import { createClient, type MatrixClient, MemoryStore } from "matrix-js-sdk";
 import { __ } from "./i18n";
 import * as storage from "./storage";
 
@@ -107,6 +107,8 @@ export function clientFor(login: Login, callbacks: Callbacks): MatrixClient {
     deviceId: login.deviceId,
     accessToken: login.accessToken,
     timelineSupport: true,
+    // Sync state in memory only (the SDK's default also writes filter ids to localStorage).
+    store: new MemoryStore(),
     cryptoCallbacks: callbacks,
   });
 }

@@ -49,10 +49,15 @@ export function cryptoPrefix(userId: string): string {
   return DB_PREFIX + userId;
 }
 
+/** Deletes a database; one still open (the crypto store closing) is waited for, 10 s at most. */
 async function deleteDatabase(name: string): Promise<void> {
   await new Promise<void>((resolve) => {
     const req = indexedDB.deleteDatabase(name);
-    req.onsuccess = req.onerror = req.onblocked = () => resolve();
+    const timer = setTimeout(resolve, 10000);
+    req.onsuccess = req.onerror = () => {
+      clearTimeout(timer);
+      resolve();
+    };
   });
 }
 
@@ -72,6 +77,8 @@ export async function wipe(): Promise<void> {
   for (const db of await indexedDB.databases()) {
     if (db.name?.startsWith(DB_PREFIX)) await deleteDatabase(db.name);
   }
-  localStorage.removeItem(KEY);
+  for (const key of Object.keys(localStorage)) {
+    if (key === KEY || key.startsWith("mxjssdk_")) localStorage.removeItem(key);
+  }
   document.cookie = "firm_chat_shared=0; path=/; max-age=0; SameSite=Strict";
 }

@@ -1,0 +1,107 @@
+"""Keys that outlive a browser: the recovery key shown once brings back the history on a new
+browser (a wrong key gets a clear error and another try), and a dehydrated device (MSC3814) has
+received what the attorney sent while the client had no browser at all."""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+
+import base58
+from browser import artifacts_on_failure
+from mautrix.types import RoomID
+from playwright.async_api import Browser, expect
+
+from .conftest import Portal, assert_clean, eventually, keep_recovery_key
+
+
+def recovery_key(raw: bytes) -> str:
+    """A well-formed recovery key (the spec's encoding) for these 32 bytes."""
+    data = bytes([0x8B, 0x01]) + raw
+    parity = 0
+    for b in data:
+        parity ^= b
+    text = base58.b58encode(data + bytes([parity])).decode()
+    return " ".join(text[i : i + 4] for i in range(0, len(text), 4))
+
+
+def backed_up_sessions(portal: Portal) -> int:
+    conn = sqlite3.connect(f"file:{portal.wp.hs.server.db_path}?mode=ro", uri=True)
+    try:
+        row = conn.execute(
+            "SELECT COUNT(*) FROM e2e_room_keys WHERE user_id = ?", (portal.client_id,)
+        ).fetchone()
+        return int(row[0])
+    finally:
+        conn.close()
+
+
+async def test_recovery_key_and_dehydrated_device(
+    portal: Portal, chromium_browser: Browser
+) -> None:
+    mine = f"client-wrote-{secrets.token_hex(5)}"
+    theirs = f"attorney-wrote-{secrets.token_hex(5)}"
+    away = f"sent-while-no-browser-{secrets.token_hex(5)}"
+
+    first = await chromium_browser.new_context()
+    try:
+        page, watch = await portal.open(first)
+        async with artifacts_on_failure(page, "widget-keys-first"):
+            key = await keep_recovery_key(page)
+            assert len(key.replace(" ", "")) == 48, "a recovery key is 48 base58 characters"
+            await page.get_by_label("Message").fill(mine)
+            await page.get_by_role("button", name="Send").click()
+            await portal.attorney.wait_for_text(portal.room_id, mine)
+            await portal.attorney.send_text(portal.room_id, theirs)
+            await expect(page.locator(".fc-timeline")).to_contain_text(theirs)
+
+            # The browser backs up the room keys it holds (after a random delay of up to 10 s).
+            async def backed_up() -> bool:
+                return backed_up_sessions(portal) >= 2
+
+            await eventually(backed_up, timeout=40)
+            await assert_clean(watch)
+    finally:
+        await first.close()  # the client's only browser is gone
+
+    # The attorney writes with a new room key, shared with the client's devices now: only the
+    # dehydrated device is there to receive it.
+    await portal.attorney.crypto_store.remove_outbound_group_session(RoomID(portal.room_id))
+    await portal.attorney.send_text(portal.room_id, away)
+
+    second = await chromium_browser.new_context()
+    try:
+        page, watch = await portal.open(second)
+        async with artifacts_on_failure(page, "widget-keys-second"):
+            form = page.locator(".fc-unlock")
+            await expect(form).to_be_visible(timeout=60_000)
+            # Until then the history is there but locked, each message saying why and how.
+            locked = page.locator(".fc-undecryptable").first
+            await expect(locked).to_be_visible()
+            await expect(locked.get_by_role("button")).to_have_text(
+                "Enter your recovery key to unlock it"
+            )
+
+            await form.get_by_label("Recovery key").fill("not a key at all")
+            await form.get_by_role("button", name="Unlock").click()
+            await expect(page.locator(".fc-unlock .fc-error")).to_contain_text("not a recovery key")
+            await (
+                page.locator(".fc-unlock")
+                .get_by_label("Recovery key")
+                .fill(recovery_key(secrets.token_bytes(32)))
+            )
+            await page.locator(".fc-unlock").get_by_role("button", name="Unlock").click()
+            await expect(page.locator(".fc-unlock .fc-error")).to_contain_text(
+                "does not belong to your account"
+            )
+
+            await page.locator(".fc-unlock").get_by_label("Recovery key").fill(key)
+            await page.locator(".fc-unlock").get_by_role("button", name="Unlock").click()
+            await expect(page.locator(".fc-status")).to_contain_text("unlocked", timeout=60_000)
+            timeline = page.locator(".fc-timeline")
+            for text in (mine, theirs, away):
+                await expect(timeline).to_contain_text(text, timeout=30_000)
+            await expect(page.locator(".fc-undecryptable")).to_have_count(0)
+            await assert_clean(watch)
+    finally:
+        await second.close()
