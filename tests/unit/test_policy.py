@@ -8,9 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from small_firm import BRIDGE, FIRM, POLICY, uid
 
-from bridge.app import DEFAULT_POLICY
-from bridge.firm_view import FirmView
 from bridge.model import Capacity, Matter, MatterStatus, Role
 from bridge.policy import (
     MANAGED_STATE,
@@ -21,75 +20,6 @@ from bridge.policy import (
     successor_for,
 )
 from bridge.reconciler import matter_room_body, room_name, room_topic
-
-POLICY = Policy.from_yaml(DEFAULT_POLICY.read_text(), "default_policy.yaml")
-BRIDGE = "@firmbridge:firm.test"
-
-
-def uid(name: str) -> str:
-    return f"@{name}:firm.test"
-
-
-def person(n: int, name: str, role: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "wp_id": n,
-        "user_id": uid(name),
-        "login": name,
-        "role": role,
-        "active": extra.pop("active", True),
-        "supervisor": uid(extra.pop("supervisor")) if "supervisor" in extra else None,
-        "attorneys": [uid(a) for a in extra.pop("attorneys", [])],
-        "display_name": name.title(),
-    }
-
-
-def matter(wp_id: int, privileged: bool, **people: str) -> dict[str, Any]:
-    """people: name -> capacity."""
-    return {
-        "wp_id": wp_id,
-        "room_id": f"!m{wp_id}:firm.test",
-        "privileged": privileged,
-        "status": "open",
-        "assignments": {uid(name): capacity for name, capacity in people.items()},
-    }
-
-
-# Partners pat and pia; associates ann (supervised by pat) and abe (by pia); paralegal pam; clients
-# cal (matter 1), cid (matter 2, privileged), cora (matter 3), lou (names pia in WordPress, no
-# matter) and dee (departed); an assistant and an administrator.
-FIRM = FirmView.from_snapshot(
-    {
-        "generation": 7,
-        "bridge_user": BRIDGE,
-        "people": [
-            person(1, "pat", "partner"),
-            person(2, "pia", "partner"),
-            person(3, "ann", "associate", supervisor="pat"),
-            person(4, "abe", "associate", supervisor="pia"),
-            person(5, "pam", "paralegal"),
-            person(6, "cal", "client"),
-            person(7, "cid", "client"),
-            person(8, "cora", "client"),
-            person(9, "lou", "client", attorneys=["pia"]),
-            person(10, "dee", "client", active=False),
-            person(11, "ast", "assistant"),
-            person(12, "adm", "administrator"),
-        ],
-        "matters": [
-            matter(
-                101,
-                False,
-                cal="client",
-                dee="client",
-                pat="responsible_partner",
-                ann="associate",
-                pam="paralegal",
-            ),
-            matter(102, True, cid="client", pat="responsible_partner", pam="paralegal"),
-            matter(103, False, cora="client", pia="responsible_partner", abe="associate"),
-        ],
-    }
-)
 
 
 def converse(a: str, b: str, scheduling: bool = False) -> bool:
