@@ -13,14 +13,18 @@ import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 from browser import PageWatch
+from conftest import Homeserver
 from e2ee_client import DeviceClient
 from playwright.async_api import BrowserContext, Page, expect
-from wp.conftest import WpFirm, wp  # noqa: F401 - the fixture, for these tests
+from wp.conftest import WpFirm, _wp_firm, wp  # noqa: F401 - the fixture, for these tests
+from wp.wp_harness import WordPressSite, free_port
 
 # Every wait in the browser is bounded (ms).
 expect.set_options(timeout=30_000)
@@ -50,6 +54,7 @@ class Portal:
     matter_number: str
     room_id: str
     attorney: DeviceClient
+    clients_url: str  # where Matrix clients talk to: Synapse, or the media gateway before it
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -67,7 +72,7 @@ class Portal:
         # Watched from here: WordPress's own login and profile screens are not the portal.
         watch = await PageWatch.attach(
             page,
-            origins=[self.wp.site.url, self.wp.hs.url],
+            origins=[self.wp.site.url, self.clients_url],
             allow_console=(EXPECTED_404, *allow_console),
         )
         await page.goto(self.page_url)
@@ -145,42 +150,74 @@ async def wordpress_hits(firm: WpFirm, needles: list[str]) -> list[str]:
 @pytest.fixture
 async def portal(wp: WpFirm) -> AsyncIterator[Portal]:  # noqa: F811 - the imported fixture
     """A matter of a partner and a client, its room converged, and a page with [firm_chat]."""
-    site = wp.site
-    partner = await wp.person("pam", "firm_partner")
+    async with matter_portal(wp) as p:
+        yield p
+
+
+@pytest.fixture
+async def media_portal(
+    wp_site: WordPressSite, homeserver: Homeserver, tmp_path: Path
+) -> AsyncIterator[Portal]:
+    """Like `portal`, with the bridge's media gateway as the clients' address (it passes the
+    rest of the client-server API to Synapse), as a firm deploys it."""
+    port = free_port()
+    gateway = f"http://127.0.0.1:{port}"
+    overrides = {
+        "media.enabled": True,
+        "media.port": port,
+        "media.max_size": "8M",
+        "media.proxy_client_api": True,
+        "media.spool_dir": str(tmp_path / "spool"),
+        "homeserver.public_address": gateway,
+    }
+    async with (
+        _wp_firm(
+            wp_site, homeserver, f"sqlite:{tmp_path / 'bridge.db'}", tmp_path, **overrides
+        ) as firm,
+        matter_portal(firm, gateway) as p,
+    ):
+        yield p
+
+
+@asynccontextmanager
+async def matter_portal(firm: WpFirm, clients_url: str | None = None) -> AsyncIterator[Portal]:
+    site = firm.site
+    partner = await firm.person("pam", "firm_partner")
     password = secrets.token_urlsafe(16)
     client = await site.create_user(
-        wp.login("cid"), "firm_client", name="Cid", password=password, firm_attorneys=[partner]
+        firm.login("cid"), "firm_client", name="Cid", password=password, firm_attorneys=[partner]
     )
-    number = wp.number(1)
+    number = firm.number(1)
     matter = await site.create_matter(
         "Cid's matter",
         number,
         firm_matter_clients=[client],
         firm_matter_responsible_partner=partner,
     )
-    room_id = (await wp.wait_bridge("matter", matter))["room_id"]
+    room_id = (await firm.wait_bridge("matter", matter))["room_id"]
     # WordPress's toolbar (gravatar images from another origin, scripts Debian's package lacks)
     # is not part of the portal page under test; a firm's client portal hides it too.
     await site.php(f"update_user_meta({client}, 'show_admin_bar_front', 'false'); return true;")
-    cid = (await wp.wait_bridge("person", client))["user_id"]
-    pam = (await wp.wait_bridge("person", partner))["user_id"]
+    cid = (await firm.wait_bridge("person", client))["user_id"]
+    pam = (await firm.wait_bridge("person", partner))["user_id"]
     status, data = await site.rest(
         "POST",
         "/wp/v2/pages",
-        {"title": f"Chat {wp.tag}", "content": "[firm_chat]", "status": "publish"},
+        {"title": f"Chat {firm.tag}", "content": "[firm_chat]", "status": "publish"},
     )
     assert status == 201, data
     attorney = await DeviceClient.login_appservice(
-        wp.hs.url, wp.hs.registration.as_token, pam, "attorney's Python client"
+        firm.hs.url, firm.hs.registration.as_token, pam, "attorney's Python client"
     )
     await attorney.start()
     try:
         yield Portal(
-            wp=wp,
+            clients_url=clients_url or firm.hs.url,
+            wp=firm,
             page_url=data["link"],
             partner_wp=partner,
             client_wp=client,
-            client_login=wp.login("cid"),
+            client_login=firm.login("cid"),
             client_password=password,
             client_id=cid,
             partner_id=pam,

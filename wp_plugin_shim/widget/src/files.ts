@@ -24,6 +24,52 @@ interface Stripped {
   note?: string;
 }
 
+/** A JPEG without its APPn (EXIF, XMP, the encoder's ICC profile…) and comment segments:
+ * only JFIF and what decoding needs stay. */
+export function jpegImageOnly(data: Uint8Array): Uint8Array {
+  if (data[0] !== 0xff || data[1] !== 0xd8) return data;
+  const parts: Uint8Array[] = [data.subarray(0, 2)];
+  let i = 2;
+  while (i + 4 <= data.length && data[i] === 0xff) {
+    const marker = data[i + 1];
+    if (marker === 0xda) {
+      parts.push(data.subarray(i)); // start of scan: the image data to the end
+      break;
+    }
+    const len = (data[i + 2] << 8) | data[i + 3];
+    const isApp = marker >= 0xe1 && marker <= 0xef;
+    if (!isApp && marker !== 0xfe) parts.push(data.subarray(i, i + 2 + len));
+    i += 2 + len;
+  }
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** A PNG with only the chunks that draw it (no text, time, colour profile or EXIF chunks). */
+export function pngImageOnly(data: Uint8Array): Uint8Array {
+  const keep = new Set(["IHDR", "PLTE", "tRNS", "IDAT", "IEND"]);
+  const parts: Uint8Array[] = [data.subarray(0, 8)];
+  let i = 8;
+  while (i + 12 <= data.length) {
+    const len = ((data[i] << 24) | (data[i + 1] << 16) | (data[i + 2] << 8) | data[i + 3]) >>> 0;
+    const type = String.fromCharCode(...data.subarray(i + 4, i + 8));
+    if (keep.has(type)) parts.push(data.subarray(i, i + 12 + len));
+    i += 12 + len;
+  }
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
 /** Re-encodes a photo from its decoded pixels, upright: nothing but the pixels survives. */
 async function strip(file: File): Promise<Stripped> {
   if (!STRIPPABLE.has(file.type)) {
@@ -40,7 +86,11 @@ async function strip(file: File): Promise<Stripped> {
   bitmap.close();
   const blob = await new Promise<Blob | null>((resolve) => canvas.toBlob(resolve, file.type, 0.92));
   if (!blob) throw new Error("re-encoding failed");
-  return { data: blob, mimetype: file.type, w: canvas.width, h: canvas.height };
+  // The encoder adds a colour profile of its own: that goes too.
+  let bytes: Uint8Array = new Uint8Array(await blob.arrayBuffer());
+  if (file.type === "image/jpeg") bytes = jpegImageOnly(bytes);
+  if (file.type === "image/png") bytes = pngImageOnly(bytes);
+  return { data: new Blob([bytes as Uint8Array<ArrayBuffer>], { type: file.type }), mimetype: file.type, w: canvas.width, h: canvas.height };
 }
 
 export class Attachments {
