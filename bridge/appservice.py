@@ -1,11 +1,14 @@
 """The appservice side: transactions and pings from the homeserver.
 
 Transactions are recorded in the DB in the same DB transaction as their effects, so one retried
-by the homeserver after a crash is applied exactly once.
+by the homeserver after a crash is applied exactly once. A transaction is the same only when its
+id and its content are: Synapse on SQLite numbers transactions from 1 again after a restart, so
+an id alone would take new events for ones already applied and drop them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import logging
@@ -53,6 +56,23 @@ async def _read_limited(request: web.Request, limit: int) -> bytes:
             raise ValueError("too large")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def body_hash(body: dict) -> str:
+    """What makes two deliveries one transaction: its content, without each event's `unsigned`.
+
+    Synapse serializes a transaction again for each attempt, and `unsigned` (the event's age,
+    among others) differs between attempts of the same transaction; the rest does not.
+    """
+    content = dict(body)
+    events = content.get("events")
+    if isinstance(events, list):
+        content["events"] = [
+            {k: v for k, v in e.items() if k != "unsigned"} if isinstance(e, dict) else e
+            for e in events
+        ]
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _error(status: int, errcode: str, message: str) -> web.Response:
@@ -113,15 +133,30 @@ class AppServiceHandler:
         except (ValueError, AttributeError, UnicodeDecodeError, RecursionError):
             metrics.TRANSACTIONS.labels("bad_request").inc()
             return _error(400, "M_NOT_JSON", "transaction body must be a JSON object with events")
+        digest = body_hash(body)
         touched: set[int] = set()
         async with transaction(self.db) as conn:
-            if await conn.fetchval("SELECT 1 FROM appservice_txn WHERE txn_id = $1", txn_id):
+            seen = {
+                r["body_hash"]
+                for r in await conn.fetch(
+                    "SELECT body_hash FROM appservice_txn WHERE txn_id = $1", txn_id
+                )
+            }
+            if digest in seen:
                 metrics.TRANSACTIONS.labels("duplicate").inc()
                 log.debug("Transaction %s already applied", txn_id)
                 return web.json_response({})
+            if seen:
+                metrics.TRANSACTIONS.labels("reused_id").inc()
+                log.warning(
+                    "Transaction id %s reused with other content (a restarted homeserver"
+                    " numbering from 1 again?); applying it",
+                    txn_id,
+                )
             await conn.execute(
-                "INSERT INTO appservice_txn (txn_id, received_at) VALUES ($1, $2)",
+                "INSERT INTO appservice_txn (txn_id, body_hash, received_at) VALUES ($1, $2, $3)",
                 txn_id,
+                digest,
                 time.time(),
             )
             valid = [e for e in events if isinstance(e, dict)]
