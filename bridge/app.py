@@ -6,6 +6,7 @@ import asyncio
 import logging
 import sys
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from .provisioning.api import ProvisioningAPI
 from .provisioning.policy_routes import PolicyRoutes, load_stored_policy
 from .provisioning.sessions import SessionRoutes
 from .reconciler import Reconciler, describe
+from .tasks import stop_tasks
 from .wordpress import WordPress
 
 log = logging.getLogger("bridge")
@@ -186,8 +188,8 @@ class Bridge:
             )
         # The homeserver may be down; the bridge serves WordPress meanwhile and converges later.
         self._tasks = [
-            asyncio.create_task(self._ping_until_up()),
-            asyncio.create_task(self._housekeeping()),
+            asyncio.create_task(self._ping_until_up(), name="bridge-ping"),
+            asyncio.create_task(self._housekeeping(), name="bridge-housekeeping"),
         ]
         self.reconciler.start()
 
@@ -225,25 +227,32 @@ class Bridge:
             delay = min(delay * 2, 60)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Every wait is bounded and names what it waited for: a stop never hangs.
+        await stop_tasks(self._tasks, "bridge", STOP_TIMEOUT)
         await self.reconciler.stop()
         if self._runner:
-            await self._runner.cleanup()
+            await self._bounded(self._runner.cleanup(), "the web server (requests in progress)")
         if self.media is not None:
-            await self.media.stop()
+            await self._bounded(self.media.stop(), "the media gateway")
         await self.audit.stop()
-        await self.hs.close()
-        await self.module_client.close()
-        if self.wordpress is not None:
-            await self.wordpress.close()
-        try:
-            # Waits for every pooled connection to come back; a leak must not hang shutdown.
-            await asyncio.wait_for(self.db.stop(), STOP_TIMEOUT)
-        except TimeoutError:
-            log.error("Database connections still in use after %ds; stopping anyway", STOP_TIMEOUT)
+        for name, session in (
+            ("homeserver client", self.hs),
+            ("module client", self.module_client),
+            ("WordPress client", self.wordpress),
+        ):
+            if session is not None:
+                await self._bounded(session.close(), name)
+        # Waits for every pooled connection to come back; a leak must not hang shutdown.
+        await self._bounded(self.db.stop(), "the database pool (connections still in use)")
         log.info("Bridge stopped")
+
+    @staticmethod
+    async def _bounded(step: Awaitable[None], what: str) -> None:
+        try:
+            async with asyncio.timeout(2 * STOP_TIMEOUT):
+                await step
+        except TimeoutError:
+            log.error("Stopping: %s did not finish within %ds; going on", what, 2 * STOP_TIMEOUT)
 
 
 def setup_logging(config: Config) -> None:

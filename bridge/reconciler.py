@@ -24,6 +24,7 @@ from .db import store, transaction
 from .matrix import Homeserver
 from .model import Matter, MatterStatus, Person
 from .policy import MANAGED_STATE, MATTER_KEY, CurrentPolicy
+from .tasks import stop_tasks
 
 log = logging.getLogger("bridge.reconciler")
 
@@ -107,14 +108,15 @@ class Reconciler:
     # --- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._worker(i)) for i in range(self.workers)]
-        self._tasks.append(asyncio.create_task(self._poller()))
-        self._tasks.append(asyncio.create_task(self._drift_loop()))
+        self._tasks = [
+            asyncio.create_task(self._worker(i), name=f"reconciler-worker-{i}")
+            for i in range(self.workers)
+        ]
+        self._tasks.append(asyncio.create_task(self._poller(), name="reconciler-poller"))
+        self._tasks.append(asyncio.create_task(self._drift_loop(), name="reconciler-drift"))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await stop_tasks(self._tasks, "the reconciler")
         self._tasks = []
 
     def notify(self, keys: Iterable[tuple[str, int]] = ()) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
 import uuid
@@ -172,11 +173,15 @@ async def db_uri(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     finally:
         await conn.close()
     yield f"{PG_DSN}/{name}"
-    conn = await asyncpg.connect(PG_DSN + "/postgres")
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    try:  # bounded, like every wait in a teardown
+        async with asyncio.timeout(60):
+            conn = await asyncpg.connect(PG_DSN + "/postgres")
+            try:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            finally:
+                await conn.close()
+    except TimeoutError:
+        logging.getLogger("tests").error("Dropping database %s took over 60 s; left behind", name)
 
 
 def make_config(homeserver: Homeserver, db_uri: str, tmp_path: Path, **overrides: Any) -> Config:

@@ -101,7 +101,10 @@ class Sealer:
                 log.exception("Sealing audit records failed; retrying")
                 await asyncio.sleep(self.poll_interval)
             try:
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                # Not wait_for: on Python 3.11 it swallows a cancellation that arrives with the
+                # wake-up, and this loop then outlives the bridge's stop (bridge/tasks.py).
+                async with asyncio.timeout(self.poll_interval):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()

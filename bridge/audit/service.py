@@ -13,6 +13,7 @@ from mautrix.util.async_db import Database
 
 from ..config import Config
 from ..db import transaction
+from ..tasks import stop_tasks
 from . import enforce, store
 from .chain import Verdict, Verifier
 from .gapfill import fill_gaps
@@ -78,16 +79,14 @@ class AuditService:
                 " and retention is not enforced"
             )
         self._tasks = [
-            asyncio.create_task(self.sealer.run()),
-            asyncio.create_task(self._gap_fill_when_up()),
+            asyncio.create_task(self.sealer.run(), name="audit-sealer"),
+            asyncio.create_task(self._gap_fill_when_up(), name="audit-gap-fill"),
         ]
         if self.config["retention.enabled"]:
-            self._tasks.append(asyncio.create_task(self._retention_loop()))
+            self._tasks.append(asyncio.create_task(self._retention_loop(), name="audit-retention"))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await stop_tasks(self._tasks, "the audit")
         self._tasks = []
         await self.bot.close()
         if self.admin is not None:

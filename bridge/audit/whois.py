@@ -97,9 +97,10 @@ class WhoisCache:
     async def _fetch(self, user_id: str) -> None:
         async with self._sem:
             try:
-                whois, devices = await asyncio.wait_for(
-                    asyncio.gather(self.admin.whois(user_id), self.admin.devices(user_id)), 10
-                )
+                async with asyncio.timeout(10):  # not wait_for: see bridge/tasks.py
+                    whois, devices = await asyncio.gather(
+                        self.admin.whois(user_id), self.admin.devices(user_id)
+                    )
             except (HomeserverError, TimeoutError) as e:
                 if time.monotonic() - self._warned > 60:
                     self._warned = time.monotonic()
