@@ -19,7 +19,16 @@ import attrs
 from .retention import iso
 from .store import RECORD_COLS
 
-KINDS = ("event", "audit_read", "audit_verify", "audit_head", "retention_purge", "retention_media")
+KINDS = (
+    "event",
+    "audit_read",
+    "audit_verify",
+    "audit_head",
+    "retention_purge",
+    "retention_media",
+    "transcript_export",
+    "transcript_refused",
+)
 EXPORT_COLS = (
     "seq",
     "time",
@@ -39,6 +48,9 @@ EXPORT_COLS = (
     "actor",
     "detail",
     "recorded_at",
+    "event_hash",
+    "redacted_hash",
+    "redacts",
     "prev_hash",
     "hash",
 )

@@ -1,0 +1,115 @@
+"""Pure parts of the transcript: event hashes, the redaction algorithm, the chain's new fields."""
+
+from __future__ import annotations
+
+from bridge.audit import chain
+from bridge.export.eventhash import canonical_json, event_hash, redacted_hash, redacts_of
+from bridge.export.redaction import redact
+
+MSG = {
+    "content": {"algorithm": "m.megolm.v1.aes-sha2", "ciphertext": "AwgA", "session_id": "s"},
+    "event_id": "$e",
+    "origin_server_ts": 5,
+    "room_id": "!r",
+    "sender": "@a:x",
+    "type": "m.room.encrypted",
+    "unsigned": {"age": 1},
+    "age": 1,
+    "user_id": "@a:x",
+}
+
+
+def test_event_hash_covers_the_client_event_only() -> None:
+    h = event_hash(MSG)
+    assert h == event_hash({**MSG, "unsigned": {"age": 99}, "age": 99, "invite_room_state": []})
+    assert h != event_hash({**MSG, "origin_server_ts": 6})
+    assert h != event_hash({**MSG, "content": {**MSG["content"], "ciphertext": "AwgB"}})
+    assert canonical_json({"b": 1, "a": "é"}) == '{"a":"é","b":1}'.encode()
+
+
+def test_redaction_per_room_version() -> None:
+    assert redact(MSG, "12") == {
+        k: MSG[k] for k in ("event_id", "origin_server_ts", "room_id", "sender", "type")
+    } | {"content": {}}
+    assert redact(MSG, None) == redact(MSG, "3")  # messages: the same in every version
+    member = {
+        **MSG,
+        "type": "m.room.member",
+        "state_key": "@a:x",
+        "content": {
+            "membership": "join",
+            "displayname": "A",
+            "join_authorised_via_users_server": "@b:x",
+        },
+    }
+    assert redact(member, "12")["content"] == {
+        "membership": "join",
+        "join_authorised_via_users_server": "@b:x",
+    }
+    assert redact(member, "8")["content"] == {"membership": "join"}
+    assert redact(member, None) is None and redacted_hash(member, None) is None
+    create = {
+        **MSG,
+        "type": "m.room.create",
+        "state_key": "",
+        "content": {"creator": "@a:x", "room_version": "12", "m.federate": False},
+    }
+    assert redact(create, "12")["content"] == create["content"]
+    assert redact(create, "10")["content"] == {"creator": "@a:x"}
+    pl = {
+        **MSG,
+        "type": "m.room.power_levels",
+        "state_key": "",
+        "content": {"invite": 50, "users": {"@a:x": 100}, "notifications": {"room": 50}},
+    }
+    assert redact(pl, "11")["content"] == {"invite": 50, "users": {"@a:x": 100}}
+    assert redact(pl, "10")["content"] == {"users": {"@a:x": 100}}
+    red11 = {
+        **MSG,
+        "type": "m.room.redaction",
+        "redacts": "$t",
+        "content": {"redacts": "$t", "reason": "r"},
+    }
+    assert (
+        redact(red11, "11")["content"] == {"redacts": "$t"}
+        and redact(red11, "11")["redacts"] == "$t"
+    )
+    assert "redacts" not in redact(red11, "10")
+    assert (
+        redacts_of(red11) == "$t"
+        and redacts_of({"type": "m.room.redaction", "content": {"redacts": "$u"}}) == "$u"
+    )
+
+
+def test_chain_records_without_the_new_fields_keep_their_hashes() -> None:
+    old = {k: None for k in chain.FIELDS} | {"kind": "event", "ts": 1, "recorded_at": 2}
+    before = chain.link(chain.GENESIS, old)
+    assert chain.link(chain.GENESIS, {**old, "event_hash": None, "redacts": None}) == before
+    new = {**old, "event_hash": "ab" * 32}
+    assert chain.link(chain.GENESIS, new) != before
+    assert b'"event_hash":"' in chain.canonical(new)
+
+
+def test_key_file_reads_elements_test_vector_and_round_trips() -> None:
+    import pytest
+
+    from bridge.export import keyfile
+
+    # The test vector of Element's MegolmExportEncryption: passphrase "password", text "plain".
+    element = (
+        "-----BEGIN MEGOLM SESSION DATA-----\n"
+        "AXNhbHRzYWx0c2FsdHNhbHSIiIiIiIiIiIiIiIiIiIiIAAAACmIRUW2OjZ3L2l6j9h0lHlV3M2dx\n"
+        "cissyYBxjsfsAndErh065A8=\n"
+        "-----END MEGOLM SESSION DATA-----"
+    )
+    assert keyfile.decrypt(element, "password") == b"plain"
+    with pytest.raises(keyfile.KeyFileError, match="wrong passphrase"):
+        keyfile.decrypt(element, "Password")
+    data = '[{"session_id": "é"}]'.encode()
+    text = keyfile.encrypt(data, "correct horse", rounds=1000)
+    assert text.startswith(keyfile.HEADER + "\n") and text.endswith(keyfile.FOOTER + "\n")
+    assert keyfile.decrypt(text, "correct horse") == data
+    body = text.splitlines()
+    flipped = body[1][:10] + ("A" if body[1][10] != "A" else "B") + body[1][11:]
+    with pytest.raises(keyfile.KeyFileError):
+        keyfile.decrypt("\n".join([body[0], flipped, *body[2:]]), "correct horse")
