@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from bridge.audit import chain
 from bridge.export.eventhash import canonical_json, event_hash, redacted_hash, redacts_of
 from bridge.export.redaction import redact
@@ -113,3 +115,25 @@ def test_key_file_reads_elements_test_vector_and_round_trips() -> None:
     flipped = body[1][:10] + ("A" if body[1][10] != "A" else "B") + body[1][11:]
     with pytest.raises(keyfile.KeyFileError):
         keyfile.decrypt("\n".join([body[0], flipped, *body[2:]]), "correct horse")
+
+
+def test_who_may_export_comes_from_the_role_table() -> None:
+    import pytest
+
+    from bridge.model import Role
+    from bridge.policy import Policy, PolicyError
+
+    base = Policy.from_yaml(
+        (Path(__file__).parents[2] / "bridge" / "default_policy.yaml").read_text()
+    )
+    assert {r for r in Role if base.may_export_transcript(r)} == {Role.PARTNER, Role.ASSOCIATE}
+    data = base.to_data()
+    # A table without the key (as WordPress may send one) keeps the defaults.
+    for body in data["roles"].values():
+        del body["export_transcripts"]
+    assert Policy.from_data(data) == base
+    data["roles"]["paralegal"]["export_transcripts"] = True
+    assert Policy.from_data(data).may_export_transcript(Role.PARALEGAL)
+    data["roles"]["client"]["export_transcripts"] = "yes"
+    with pytest.raises(PolicyError, match="roles.client.export_transcripts must be true or false"):
+        Policy.from_data(data)
