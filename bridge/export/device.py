@@ -94,7 +94,9 @@ async def _fetch(hs: Homeserver, room_id: str, events: list[dict], wait: float) 
                     RoomID(room_id),
                     IdentityKey(sender_key),
                     SessionID(session_id),
-                    {UserID(user_id): list(others)},
+                    # A dict, not the list mautrix's signature says: on success it deletes the
+                    # answering device from it by id.
+                    {UserID(user_id): dict.fromkeys(others)},  # type: ignore[dict-item]
                     timeout=wait,
                 )
 
