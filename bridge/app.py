@@ -19,7 +19,6 @@ from .audit.api import AuditAPI
 from .audit.service import AuditService
 from .config import Config, ConfigError
 from .db import open_database
-from .export.api import TranscriptAPI
 from .matrix import Homeserver, is_transient
 from .media.gateway import MediaGateway
 from .media.index import MediaIndex
@@ -85,10 +84,13 @@ class Bridge:
         self.hs = Homeserver(
             config["homeserver.address"], registration.as_token, self.bot_mxid, self.domain
         )
+        module_secret = config["homeserver_module.shared_secret"]
+        self.module_client = ModuleClient(config["homeserver.address"], module_secret)
         self.reconciler = Reconciler(
             self.db,
             self.hs,
             self.policy,
+            module=self.module_client,
             workers=config["reconciler.workers"],
             poll_interval=config["reconciler.poll_interval"],
             drift_interval=config["reconciler.drift_interval"],
@@ -107,8 +109,8 @@ class Bridge:
             domain=self.domain,
             alias_prefix=config["appservice.alias_prefix"],
             reserved_localparts={registration.sender_localpart},
+            module=self.module_client,
         )
-        module_secret = config["homeserver_module.shared_secret"]
         login_check = config["wordpress.login_check_url"]
         self.wordpress = (
             WordPress(
@@ -125,7 +127,6 @@ class Bridge:
             domain=self.domain,
             bridge_user=self.bot_mxid,
         )
-        self.module_client = ModuleClient(config["homeserver.address"], module_secret)
         self.policy_routes = PolicyRoutes(self.provisioning, self.policy)
         self.session_routes = SessionRoutes(
             self.provisioning,
@@ -142,18 +143,6 @@ class Bridge:
             self.db,
             secret=config["provisioning.shared_secret"],
             max_skew=config["provisioning.max_clock_skew"],
-        )
-        # Verifiable transcripts: checked against the chain and countersigned (issue 11).
-        self.transcripts = TranscriptAPI(
-            self.audit,
-            self.db,
-            self.policy,
-            secret=config["provisioning.shared_secret"],
-            max_skew=config["provisioning.max_clock_skew"],
-            homeserver=config["homeserver.address"],
-            as_token=registration.as_token,
-            domain=self.domain,
-            bot_mxid=self.bot_mxid,
         )
         # The media index records where files are posted (always, so the gateway can be turned
         # on later); the gateway has its own listener (media.hostname:port).
@@ -174,7 +163,6 @@ class Bridge:
         app.add_routes(self.session_routes.routes())
         app.add_routes(self.module_routes.routes())
         app.add_routes(self.audit_api.routes())
-        app.add_routes(self.transcripts.routes())
         return app
 
     async def start(self) -> None:
@@ -253,7 +241,6 @@ class Bridge:
             ("homeserver client", self.hs),
             ("module client", self.module_client),
             ("WordPress client", self.wordpress),
-            ("transcript routes' client", self.transcripts),
         ):
             if session is not None:
                 await self._bounded(session.close(), name)

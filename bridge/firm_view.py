@@ -34,6 +34,7 @@ class MatterFacts:
     privileged: bool
     status: MatterStatus
     assignments: Mapping[str, Capacity]  # user id -> capacity
+    legal_hold: bool = False  # nothing of the matter may be deleted, redactions included
 
 
 @attrs.define(frozen=True)
@@ -117,4 +118,5 @@ def _matter(m: Mapping[str, Any]) -> MatterFacts:
         privileged=bool(m["privileged"]),
         status=MatterStatus(m["status"]),
         assignments={uid: Capacity(c) for uid, c in m["assignments"].items()},
+        legal_hold=bool(m.get("legal_hold", False)),
     )

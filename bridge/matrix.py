@@ -85,7 +85,10 @@ class Homeserver:
 
     async def get_displayname(self, mxid: str) -> str | None:
         try:
-            data = await self._call(Method.GET, f"/_matrix/client/v3/profile/{_q(mxid)}")
+            # As the person: profiles are readable only by people who share a room with them.
+            data = await self._call(
+                Method.GET, f"/_matrix/client/v3/profile/{_q(mxid)}", as_user=mxid
+            )
         except MNotFound:
             return None
         return data.get("displayname")
@@ -137,8 +140,10 @@ class Homeserver:
             return None
         return data["room_id"]
 
-    async def room_state(self, room_id: str) -> list[dict]:
-        return await self._call(Method.GET, f"/_matrix/client/v3/rooms/{_q(room_id)}/state")
+    async def room_state(self, room_id: str, as_user: str | None = None) -> list[dict]:
+        return await self._call(
+            Method.GET, f"/_matrix/client/v3/rooms/{_q(room_id)}/state", as_user=as_user
+        )
 
     async def put_state(
         self, room_id: str, event_type: str, content: dict, state_key: str = ""
@@ -169,9 +174,12 @@ class Homeserver:
             Method.POST, f"/_matrix/client/v3/rooms/{_q(room_id)}/join", {}, as_user=mxid
         )
 
-    async def leave_as(self, room_id: str, mxid: str) -> None:
+    async def leave_as(self, room_id: str, mxid: str, reason: str | None = None) -> None:
         await self._call(
-            Method.POST, f"/_matrix/client/v3/rooms/{_q(room_id)}/leave", {}, as_user=mxid
+            Method.POST,
+            f"/_matrix/client/v3/rooms/{_q(room_id)}/leave",
+            {"reason": reason} if reason else {},
+            as_user=mxid,
         )
 
     async def kick(self, room_id: str, mxid: str, reason: str) -> None:

@@ -8,6 +8,7 @@ firm's internal network.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -29,6 +30,9 @@ INTERNAL = "/_firm/internal/v1"
 # Generations whose index is kept for deltas (the module reads every second; a few suffice).
 DELTA_GENERATIONS = 8
 MINT_PATH = "/_synapse/client/firm/login_token"
+# The module's other endpoints for the bridge: read the state now; set a person's name.
+REFRESH_PATH = "/_synapse/client/firm/refresh"
+DISPLAYNAME_PATH = "/_synapse/client/firm/displayname"
 
 
 def _error(status: int, errcode: str, message: str) -> web.Response:
@@ -158,29 +162,65 @@ class ModuleRoutes:
         return web.json_response({"user_id": user_id})
 
 
+class ModuleUnavailable(ConnectionError):
+    """The homeserver module did not do what the bridge asked (down, or refused)."""
+
+
 class ModuleClient:
-    """Calls the homeserver module's own endpoint (login tokens for the portal widget)."""
+    """Calls the homeserver module's own endpoints: login tokens for the portal widget, the
+    firm's names for people, and reading the firm's state now."""
 
     def __init__(self, homeserver_url: str, secret: str) -> None:
-        self.url = homeserver_url.rstrip("/") + MINT_PATH
+        self.base = homeserver_url.rstrip("/")
+        self.url = self.base + MINT_PATH
         self._secret = secret
         self._session = ClientSession(timeout=ClientTimeout(total=10))
 
     async def close(self) -> None:
         await self._session.close()
 
-    async def mint_login_token(self, user_id: str) -> dict | None:
-        """A single-use, short-lived m.login.token for this person; None if the module refuses."""
+    async def _post(self, path: str, body: dict, timeout: float = 10) -> tuple[int, Any]:
         try:
             async with self._session.post(
-                self.url,
-                json={"user_id": user_id},
+                self.base + path,
+                json=body,
                 headers={"Authorization": f"Bearer {self._secret}"},
+                timeout=ClientTimeout(total=timeout),
             ) as resp:
-                if resp.status == 200:
-                    return await resp.json()
-                log.warning("The homeserver module refused a login token: HTTP %d", resp.status)
-                return None
-        except (ClientError, TimeoutError) as e:
+                data = await resp.json(content_type=None) if resp.status == 200 else None
+                return resp.status, data
+        except (ClientError, TimeoutError, ValueError) as e:
             log.warning("The homeserver module is unreachable: %s", type(e).__name__)
-            raise ConnectionError("homeserver module unreachable") from None
+            raise ModuleUnavailable("homeserver module unreachable") from None
+
+    async def mint_login_token(self, user_id: str) -> dict | None:
+        """A single-use, short-lived m.login.token for this person; None if the module refuses."""
+        status, data = await self._post(MINT_PATH, {"user_id": user_id})
+        if status == 200 and isinstance(data, dict):
+            return data
+        log.warning("The homeserver module refused a login token: HTTP %d", status)
+        return None
+
+    async def set_displayname(self, user_id: str, name: str | None) -> None:
+        """The firm's name for a person, globally and in every room (people cannot set it)."""
+        status, _ = await self._post(DISPLAYNAME_PATH, {"user_id": user_id, "displayname": name})
+        if status != 200:
+            raise ModuleUnavailable(f"the homeserver module refused a display name: HTTP {status}")
+
+    async def hold_generation(self, generation: int, within: float = 5.0) -> bool:
+        """Have the module read the firm's state now, until it holds `generation` (or a later
+        one); False if that did not happen within `within` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while True:
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            try:
+                status, data = await self._post(REFRESH_PATH, {}, timeout=left)
+            except ModuleUnavailable:
+                status, data = 0, None
+            held = data.get("generation") if isinstance(data, dict) else None
+            if status == 200 and isinstance(held, int) and held >= generation:
+                return True
+            await asyncio.sleep(min(0.1, max(0.0, deadline - loop.time())))

@@ -13,16 +13,21 @@ import asyncio
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
 from mautrix.errors import MatrixRequestError, MForbidden, MUserInUse
-from mautrix.util.async_db import Database
+from mautrix.util.async_db import Database, Scheme
 
 from . import metrics
+from .audit.records import note_row
+from .audit.store import add_pending
 from .db import store, transaction
+from .firm_view import FirmView
 from .matrix import Homeserver
-from .model import Matter, MatterStatus, Person
+from .model import Matter, MatterStatus, Person, Role
+from .module_link import ModuleClient
 from .policy import MANAGED_STATE, MATTER_KEY, CurrentPolicy
 from .tasks import stop_tasks
 
@@ -30,6 +35,9 @@ log = logging.getLogger("bridge.reconciler")
 
 MATTER = "matter"
 PERSON = "person"
+# createRoom's creation_content marks a front-desk room (as the homeserver module reads it).
+PURPOSE_KEY = "org.firm.purpose"
+REMOVAL_REASON = "The firm's role table no longer allows this conversation"
 
 
 def room_name(matter: Matter) -> str:
@@ -83,6 +91,7 @@ class Reconciler:
         hs: Homeserver,
         policy: CurrentPolicy,
         *,
+        module: ModuleClient | None = None,
         workers: int = 8,
         poll_interval: float = 2,
         drift_interval: float = 300,
@@ -92,6 +101,7 @@ class Reconciler:
         self.db = db
         self.hs = hs
         self.policy = policy
+        self.module = module
         self.workers = workers
         self.poll_interval = poll_interval
         self.drift_interval = drift_interval
@@ -104,6 +114,7 @@ class Reconciler:
         self._again: set[tuple[str, int]] = set()
         self._tasks: list[asyncio.Task] = []
         self._busy = 0
+        self._view: FirmView | None = None  # the firm as of its generation, for conversations
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -212,7 +223,7 @@ class Reconciler:
         version = row["desired_version"]
         try:
             if kind == MATTER:
-                await self._reconcile_matter(wp_id)
+                await self._reconcile_matter(wp_id, changed=row["synced_version"] < version)
             else:
                 await self._reconcile_person(wp_id)
         except Exception as err:
@@ -279,8 +290,13 @@ class Reconciler:
         mxid = await self.ensure_account(person)
         if person.active:
             if await self.hs.get_displayname(mxid) != person.display_name:
-                await self.hs.set_displayname(mxid, person.display_name)
+                # Through the module: people cannot set their own (enable_set_displayname off).
+                if self.module is not None:
+                    await self.module.set_displayname(mxid, person.display_name)
+                else:
+                    await self.hs.set_displayname(mxid, person.display_name)
                 metrics.REPAIRS.labels("displayname").inc()
+            await self.check_conversations([mxid])
             return
         # Departed: every session ends and they leave every room, managed or not.
         devices = await self.hs.devices(mxid)
@@ -295,7 +311,7 @@ class Reconciler:
 
     # --- matters -----------------------------------------------------------------------------
 
-    async def _reconcile_matter(self, wp_id: int) -> None:
+    async def _reconcile_matter(self, wp_id: int, changed: bool = True) -> None:
         matter = await store.get_matter(self.db, wp_id)  # type: ignore[arg-type]
         if matter is None:
             return
@@ -331,7 +347,10 @@ class Reconciler:
                     await self.hs.join_as(room_id, mxid)
                     metrics.REPAIRS.labels("join").inc()
                 return
-        await self._converge_room(wp_id, room_id, state, power, members)
+        ever = await self._converge_room(wp_id, room_id, state, power, members)
+        if changed:
+            # Who may talk to whom may have changed for everyone who is or was in the room.
+            await self.check_conversations(sorted(ever | set(members)))
 
     async def _save_room(self, wp_id: int, room_id: str) -> None:
         async with transaction(self.db) as conn:
@@ -348,7 +367,8 @@ class Reconciler:
 
     async def _converge_room(
         self, wp_id: int, room_id: str, state: dict[str, dict], power: dict, members: dict
-    ) -> None:
+    ) -> set[str]:
+        """Make the room what it should be; returns everyone the room has a membership of."""
         current: dict[tuple[str, str], dict[str, Any]] = {
             (ev["type"], ev.get("state_key", "")): ev.get("content", {})
             for ev in await self.hs.room_state(room_id)
@@ -395,6 +415,96 @@ class Reconciler:
                     continue
                 metrics.REPAIRS.labels("kick").inc()
                 log.info("Removed %s from room %s of matter %s", mxid, room_id, wp_id)
+        return set(membership) - {self.hs.bot_mxid}
+
+    # --- conversations outside matters -------------------------------------------------------
+
+    async def firm_view(self) -> FirmView:
+        """The firm as the homeserver module sees it, read at one moment (cached per
+        generation)."""
+        async with transaction(self.db) as conn:
+            if conn.scheme == Scheme.POSTGRES:
+                # One moment: a torn read could show a pair as unrelated and remove it.
+                await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            generation = await store.generation(conn)
+            if self._view is not None and self._view.generation == generation:
+                return self._view
+            data = await store.snapshot(conn, self.hs.domain)
+        data.update(generation=generation, bridge_user=self.hs.bot_mxid)
+        self._view = FirmView.from_snapshot(data)
+        return self._view
+
+    async def check_conversations(self, people: Iterable[str]) -> None:
+        """Re-check every room outside matters these people are in: where the role table no
+        longer lets a pair of its members talk, they leave it (the room and its history stay;
+        the audit records the removal). The homeserver module refuses their messages to each
+        other meanwhile."""
+        view = await self.firm_view()
+        checked: set[str] = set()
+        for mxid in people:
+            person = view.people.get(mxid)
+            if person is None or not person.active:
+                continue  # departed people leave every room anyway
+            for room_id in await self.hs.joined_rooms(mxid):
+                if room_id in view.by_room or room_id in checked:
+                    continue
+                checked.add(room_id)
+                await self._check_conversation(view, room_id, mxid)
+
+    async def _check_conversation(self, view: FirmView, room_id: str, as_user: str) -> None:
+        state = await self.hs.room_state(room_id, as_user=as_user)
+        create = next((ev for ev in state if ev.get("type") == "m.room.create"), None)
+        if create is None or create.get("sender") == self.hs.bot_mxid:
+            return  # a room the bridge made: a matter's, converged with its matter
+        scheduling = (create.get("content") or {}).get(PURPOSE_KEY) == "scheduling"
+        joined = [
+            ev["state_key"]
+            for ev in state
+            if ev.get("type") == "m.room.member"
+            and (ev.get("content") or {}).get("membership") == "join"
+            and ev.get("state_key") != self.hs.bot_mxid
+        ]
+        pairs = self.policy.value.disallowed_pairs(view, joined, scheduling)
+        if not pairs:
+            return
+        clients = {uid for uid, p in view.people.items() if p.role == Role.CLIENT}
+        leaving = who_leaves([(a, b) for a, b, _ in pairs], set(view.people), clients)
+        for mxid in leaving:
+            await self.hs.leave_as(room_id, mxid, REMOVAL_REASON)
+            metrics.REPAIRS.labels("conversation_removal").inc()
+        detail = {
+            "removed": leaving,
+            "pairs": [{"people": [a, b], "reason": why} for a, b, why in pairs],
+        }
+        async with transaction(self.db) as conn:
+            await add_pending(conn, [note_row("conversation_removal", "reconciler", detail, room_id)])
+        log.info(
+            "Removed %s from conversation %s: the role table no longer allows %d pair(s) in it",
+            ", ".join(leaving),
+            room_id,
+            len(pairs),
+        )
+
+
+def who_leaves(pairs: list[tuple[str, str]], removable: set[str], clients: set[str]) -> list[str]:
+    """Who leaves a room so that none of these pairs stays in it, keeping as much of the
+    conversation as the role table allows: in a pair with someone the bridge cannot act for
+    (not one of the firm's people), the firm's person; then, one at a time, whoever is in the
+    most pairs left, a firm member before a client (a client keeps talking with the attorneys
+    still theirs). Someone always stays, so the room keeps its state and its history readable
+    (a room no one of the homeserver is in keeps its events but loses its state)."""
+    leaving: set[str] = set()
+    for a, b in pairs:
+        for me, other in ((a, b), (b, a)):
+            if me in removable and other not in removable:
+                leaving.add(me)
+    rest = [p for p in pairs if not set(p) & leaving and set(p) <= removable]
+    while rest:
+        count = Counter(x for p in rest for x in p)
+        gone = min(count, key=lambda x: (-count[x], x in clients, x))
+        leaving.add(gone)
+        rest = [p for p in rest if gone not in p]
+    return sorted(leaving)
 
 
 def _power_matches(have: dict, want: dict) -> bool:

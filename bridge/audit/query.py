@@ -26,8 +26,7 @@ KINDS = (
     "audit_head",
     "retention_purge",
     "retention_media",
-    "transcript_export",
-    "transcript_refused",
+    "conversation_removal",
 )
 EXPORT_COLS = (
     "seq",
@@ -48,9 +47,6 @@ EXPORT_COLS = (
     "actor",
     "detail",
     "recorded_at",
-    "event_hash",
-    "redacted_hash",
-    "redacts",
     "prev_hash",
     "hash",
 )

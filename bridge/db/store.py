@@ -308,7 +308,10 @@ async def upsert_matter(
         # A matter is opened for a client. Later it may have none (its client departed) and
         # must still take updates: closing it, a legal hold, new attorneys.
         raise BadField("clients", "a matter needs at least one client")
+    held = await conn.fetchval("SELECT legal_hold FROM matter_retention WHERE matter_id = $1", wp_id)
     await save_matter_retention(conn, wp_id, data, time.time())
+    if old is not None and bool(held) != bool(data.legal_hold):
+        await bump_generation(conn)  # the homeserver module refuses redactions under a hold
     if old is None:
         alias = f"{alias_prefix}{slug(data.number, str(wp_id))}"
         if await conn.fetchval("SELECT 1 FROM matter WHERE alias_localpart = $1", alias):
@@ -425,7 +428,11 @@ async def snapshot(conn: Connection, domain: str) -> dict[str, Any]:
             "privileged": bool(r["privileged"]),
             "status": r["status"],
             "assignments": assignments.get(r["wp_id"], {}),
+            "legal_hold": bool(r["legal_hold"]),
         }
-        for r in await conn.fetch("SELECT wp_id, room_id, privileged, status FROM matter")
+        for r in await conn.fetch(
+            "SELECT m.wp_id, m.room_id, m.privileged, m.status, r.legal_hold FROM matter m"
+            " LEFT JOIN matter_retention r ON r.matter_id = m.wp_id"
+        )
     ]
     return {"people": people, "matters": matters}

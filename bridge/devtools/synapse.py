@@ -2,9 +2,10 @@
 
 The server runs as a child process (``python -m synapse.app.homeserver``) from the
 installed ``matrix-synapse`` with a SQLite database, a single client listener on
-127.0.0.1, no federation and rate limits effectively disabled.  Everything lives in
-``workdir``: restarting a :class:`SynapseServer` (or creating a new one on the same
-``workdir``) gives the same server — same port, database, secrets and config.
+127.0.0.1, no federation, the settings a firm's homeserver needs (bridge.homeserver_settings)
+and rate limits effectively disabled (logins too, unless ``login_limits``: the demo keeps the
+firm's).  Everything lives in ``workdir``: restarting a :class:`SynapseServer` (or creating a
+new one on the same ``workdir``) gives the same server — same port, database, secrets and config.
 
 Example::
 
@@ -31,6 +32,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
+
+from ..homeserver_settings import FIRM_SETTINGS, LOGIN_LIMITS
 
 log = logging.getLogger("bridge.devtools.synapse")
 
@@ -110,6 +113,7 @@ class SynapseServer:
         port: int | None = None,
         extra_config: dict[str, Any] | None = None,
         log_level: str = "WARNING",
+        login_limits: bool = False,
     ) -> None:
         self.workdir = Path(workdir).resolve()
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -117,6 +121,7 @@ class SynapseServer:
         self.registration_paths = [Path(p).resolve() for p in registration_paths]
         self.extra_config = extra_config or {}
         self.log_level = log_level.upper()
+        self.login_limits = login_limits
         self.config_path = self.workdir / CONFIG_NAME
         self.db_path = self.workdir / "homeserver.db"
         self.log_path = self.workdir / "homeserver.log"
@@ -175,16 +180,19 @@ class SynapseServer:
             "enable_metrics": False,
             "presence": {"enabled": False},
             "url_preview_enabled": False,
-            # Dehydrated devices (MSC3814): the portal widget keeps one so that messages sent
-            # while its browser is gone can still be read.
-            "experimental_features": {"msc3814_enabled": True},
         }
+        # What a firm's homeserver needs (profiles, names, push content, dehydrated devices).
+        config = deep_merge(config, {k: v for k, v in FIRM_SETTINGS.items() if k != "rc_login"})
         for name in _RATE_LIMITERS:
+            if self.login_limits and name.startswith("rc_login."):
+                continue
             section = config
             *parents, leaf = name.split(".")
             for part in parents:
                 section = section.setdefault(part, {})
             section[leaf] = dict(_UNLIMITED)
+        if self.login_limits:
+            config["rc_login"] = {k: dict(v) for k, v in LOGIN_LIMITS.items()}
         return deep_merge(config, self.extra_config)
 
     def _log_config(self) -> dict[str, Any]:

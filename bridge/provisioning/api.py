@@ -15,6 +15,7 @@ from mautrix.util.async_db import Database
 from .. import metrics
 from ..db import store, transaction
 from ..model import Matter, Person
+from ..module_link import ModuleClient
 from ..policy import CurrentPolicy
 from ..reconciler import MATTER, PERSON, Reconciler
 from .signing import SignatureError, verify
@@ -66,8 +67,10 @@ class ProvisioningAPI:
         domain: str,
         alias_prefix: str,
         reserved_localparts: set[str],
+        module: ModuleClient | None = None,
     ) -> None:
         self.db = db
+        self.module = module
         self.policy = policy
         self.reconciler = reconciler
         self._secret = secret
@@ -160,9 +163,12 @@ class ProvisioningAPI:
                 departure = await store.deactivate_person(conn, wp_id)
                 changed = changed or not departure["already_departed"]  # type: ignore[index]
             result = await self._person_view(conn, wp_id)
+            generation = await store.generation(conn)
         if changed:
             log.info("Person %s updated (role %s, active %s)", wp_id, data.role.value, data.active)
             self.reconciler.notify([(PERSON, wp_id)])
+        if departure is not None and not departure["already_departed"]:
+            await self._homeserver_holds(wp_id, generation)
         if departure is not None:
             result["departure"] = departure
         return result
@@ -178,6 +184,7 @@ class ProvisioningAPI:
                     404, "FIRM_NOT_FOUND", f"no person with WordPress id {wp_id}", "wp_id"
                 )
             result = await self._person_view(conn, wp_id)
+            generation = await store.generation(conn)
         if not departure["already_departed"]:
             log.info(
                 "Person %s departed; %d matter(s) pass to %s",
@@ -186,8 +193,20 @@ class ProvisioningAPI:
                 departure["successor"],
             )
             self.reconciler.notify([(PERSON, wp_id)])
+            await self._homeserver_holds(wp_id, generation)
         result["departure"] = departure
         return result
+
+    async def _homeserver_holds(self, wp_id: int, generation: int) -> None:
+        """A departure holds on the homeserver before its call answers: the module reads the
+        firm's state now (no new session, login token or message of theirs after the answer),
+        instead of within its refresh interval. Bounded: a module that cannot confirm is logged,
+        and refuses firm actions on its own once its state is stale."""
+        if self.module is not None and not await self.module.hold_generation(generation):
+            log.warning(
+                "The homeserver module did not confirm the departure of person %s within 5 s",
+                wp_id,
+            )
 
     async def get_person(self, request: web.Request, wp_id: int, payload: Any, rid: str) -> dict:
         async with transaction(self.db) as conn:

@@ -14,9 +14,11 @@ from synapse.http.server import DirectServeJsonResource
 from synapse.http.servlet import parse_json_object_from_request
 from synapse.module_api import NOT_SPAM, ModuleApi, make_deferred_yieldable, run_in_background
 from synapse.module_api.errors import ConfigError
+from synapse.types import UserID
 
 from ..firm_view import FirmView
-from ..module_link import MINT_PATH
+from ..homeserver_settings import missing
+from ..module_link import DISPLAYNAME_PATH, MINT_PATH, REFRESH_PATH
 from ..policy import MATTER_KEY, ROOM_ENCRYPTION, Decision, Policy
 
 log = logging.getLogger("bridge.synapse_module")
@@ -24,6 +26,8 @@ log = logging.getLogger("bridge.synapse_module")
 # createRoom's creation_content marks a front-desk room: {"org.firm.purpose": "scheduling"}.
 PURPOSE_KEY = "org.firm.purpose"
 SCHEDULING = "scheduling"
+# Events that put someone in a room; people make them only through the checked ways.
+MEMBERSHIP_TYPES = ("m.room.member", "m.room.third_party_invite")
 LOGIN_TOKEN_MS = 2 * 60 * 1000
 # Before the first read succeeds, callbacks try a read themselves; after one fails, wait this long.
 FIRST_READ_RETRY = 0.5
@@ -44,6 +48,13 @@ def _refuse(reason: str) -> tuple[Codes, dict]:
     return Codes.FORBIDDEN, {"error": f"Refused by the firm's policy: {reason}"}
 
 
+def _forbidden(reason: str) -> SynapseError:
+    return SynapseError(403, f"Refused by the firm's policy: {reason}", Codes.FORBIDDEN)
+
+
+UNREADABLE = Decision(False, "the firm's state cannot be read right now")
+
+
 class FirmPolicyModule:
     def __init__(self, config: ModuleConfig, api: ModuleApi) -> None:
         self.api = api
@@ -53,19 +64,41 @@ class FirmPolicyModule:
             user_may_invite=self.user_may_invite,
             user_may_join_room=self.user_may_join_room,
             user_may_publish_room=self.user_may_publish_room,
+            user_may_send_3pid_invite=self.user_may_send_3pid_invite,
             check_username_for_spam=self.check_username_for_spam,
+            check_login_for_spam=self.check_login_for_spam,
         )
         api.register_third_party_rules_callbacks(
             check_event_allowed=self.check_event_allowed,
             on_create_room=self.on_create_room,
+            check_threepid_can_be_invited=self.check_threepid_can_be_invited,
             check_visibility_can_be_modified=self.check_visibility_can_be_modified,
+            on_profile_update=self.on_profile_update,
         )
         api.register_password_auth_provider_callbacks(
             auth_checkers={("m.login.password", ("password",)): self.check_password},
         )
         api.register_account_validity_callbacks(is_user_expired=self.is_user_expired)
         api.register_web_resource(MINT_PATH, _MintResource(self))
+        api.register_web_resource(REFRESH_PATH, _RefreshResource(self))
+        api.register_web_resource(DISPLAYNAME_PATH, _DisplayNameResource(self))
         api.looping_background_call(self.refresh, config.refresh_interval * 1000)
+        self._check_homeserver_config()
+
+    def _check_homeserver_config(self) -> None:
+        """One warning line per setting of config/synapse-module.yaml this homeserver lacks."""
+        try:
+            # The module API offers no view of the homeserver's config; its parsed form is here.
+            lacking = missing(self.api._hs.config)
+        except Exception as e:
+            log.warning(
+                "Cannot inspect the homeserver's config (%s): check the settings in"
+                " config/synapse-module.yaml by hand",
+                type(e).__name__,
+            )
+            return
+        for line in lacking:
+            log.warning("homeserver.yaml lacks a firm setting: %s", line)
 
     def _init_state(self, config: ModuleConfig) -> None:
         """Everything but Synapse's API (the decision benchmark builds the module this way)."""
@@ -215,7 +248,7 @@ class FirmPolicyModule:
             return None
         return self.view, self.policy
 
-    async def _decide(self, question: Any) -> SpamResult:
+    async def _judge(self, question: Any) -> Decision:
         """Evaluate; a refusal is re-checked on state read after the request arrived, so a change
         the bridge made before its request (an assignment, a new room) is never refused for lag.
         The re-check is a conditional read (304 when nothing changed), skipped when a read that
@@ -226,13 +259,17 @@ class FirmPolicyModule:
             current = self._current(log_refusal=False)
         if current is None:
             self._current()  # logs the refusal, once
-            return _refuse("the firm's state cannot be read right now")
+            return UNREADABLE
         decision: Decision = question(*current)
         if not decision and self._read_began < arrived and await self.refresh():
             current = self._current()
             if current is None:
-                return _refuse("the firm's state cannot be read right now")
+                return UNREADABLE
             decision = question(*current)
+        return decision
+
+    async def _decide(self, question: Any) -> SpamResult:
+        decision = await self._judge(question)
         return NOT_SPAM if decision else _refuse(decision.reason)
 
     def _is_bridge(self, user_id: str) -> bool:
@@ -266,6 +303,11 @@ class FirmPolicyModule:
         invites = content.get("invite") or []
         if not isinstance(invites, list) or not all(isinstance(u, str) for u in invites):
             return _refuse("bad invite list")
+        for ev in content.get("initial_state") or []:
+            # Memberships in the initial state would skip the invite list's checks (and the
+            # room-size limit): invitations go in the invite list.
+            if isinstance(ev, dict) and ev.get("type") in MEMBERSHIP_TYPES:
+                return _refuse("invitations go in the invite list, not the initial state")
         creation = content.get("creation_content") or {}
         scheduling = isinstance(creation, dict) and creation.get(PURPOSE_KEY) == SCHEDULING
         return await self._decide(
@@ -302,6 +344,32 @@ class FirmPolicyModule:
 
     async def user_may_publish_room(self, user_id: str, room_id: str) -> SpamResult:
         return _refuse("firm rooms are never published in the room directory")
+
+    async def user_may_send_3pid_invite(
+        self, inviter: str, medium: str, address: str, room_id: str
+    ) -> SpamResult:
+        # An e-mail invitation would make Synapse ask an identity server the inviter names.
+        return _refuse("invitations go to the firm's people only")
+
+    async def check_login_for_spam(
+        self,
+        user_id: str,
+        device_id: str | None,
+        initial_display_name: str | None,
+        request_info: Any,
+        auth_provider_id: str | None,
+    ) -> SpamResult:
+        """Every login (password, the portal's login token, any other) of a departed person is
+        refused: a token minted before the departure does not open a session after it."""
+        await self._first_read()
+        for fresh in (False, True):
+            person = self.view.people.get(user_id) if self.view is not None else None
+            if person is None or person.active:
+                return NOT_SPAM  # operators, outside the firm's people, log in as Synapse says
+            if fresh or not await self.refresh():
+                break
+        log.info("Login refused for departed person %s", user_id)
+        return _refuse("this person has left the firm")
 
     async def check_username_for_spam(self, profile: Any, requester_id: str) -> bool:
         """True hides the user from the requester's user directory searches."""
@@ -352,7 +420,27 @@ class FirmPolicyModule:
     ) -> bool:
         return new_visibility != "public"
 
+    async def check_threepid_can_be_invited(self, medium: str, address: str, state: Any) -> bool:
+        return False
+
+    async def on_profile_update(
+        self, user_id: str, profile: Any, by_admin: bool, deactivation: bool
+    ) -> None:
+        """A global display name is the firm's. enable_set_displayname: false refuses people's
+        own changes once they have a name; this puts back one that got through anyway (a
+        homeserver without that setting, or a person whose profile had no name yet)."""
+        if by_admin or deactivation or self.view is None or user_id not in self.view.people:
+            return  # the module's own renames for the bridge, operators', and non-firm users
+        if await self._shows_firm_name(user_id, profile.display_name):
+            return
+        person = self.view.people.get(user_id)
+        name = person.display_name if person is not None else None
+        log.warning("Put back the firm's display name of %s (they set another)", user_id)
+        await self.api.set_displayname(UserID.from_string(user_id), name or "")
+
     async def check_event_allowed(self, event: Any, state: Any) -> tuple[bool, dict | None]:
+        """Sees every event made on this homeserver, whoever makes it and however (server
+        admins too, who skip the spam checks): the one place every invitation passes."""
         etype, sender = event.type, event.sender
         content = event.content
         if etype == "m.room.encryption":
@@ -368,29 +456,103 @@ class FirmPolicyModule:
         ):
             return False, None
         create = state.get(("m.room.create", ""))
-        if create is None or not event.is_state():
-            return True, None
+        if create is None:
+            return True, None  # the create event itself
         await self._first_read()
+        bridge = self._is_bridge(sender)
+        if etype == "m.room.redaction":
+            self._check_redaction(event, state, create, bridge)
+        if bridge:
+            return True, None
+        if etype in MEMBERSHIP_TYPES and (
+            etype == "m.room.third_party_invite" or "third_party_invite" in content
+        ):
+            raise _forbidden("invitations go to the firm's people only")
+        membership = content.get("membership") if etype == "m.room.member" else None
         if (
-            etype == "m.room.member"
+            membership == "join"
             and event.state_key == sender
-            and content.get("membership") == "join"
             and not await self._shows_firm_name(sender, content.get("displayname"))
         ):
             return False, None
         if self.view is None:
             # Who the bridge is is not known yet. A room made for a matter stays closed to
             # state changes (the bridge's too: it retries) rather than open to everyone's.
-            managed = MATTER_KEY in create.content
+            matter_room = MATTER_KEY in create.content
         else:
-            managed = self._is_bridge(create.sender) and not self._is_bridge(sender)
-        if not managed:
-            return True, None
-        # A managed room: people may change only their own membership (leaving; joining is
-        # checked by user_may_join_room); everything else is the bridge's.
-        if etype == "m.room.member" and event.state_key == sender:
-            return content.get("membership") in ("join", "leave"), None
-        return False, None
+            matter_room = self._is_bridge(create.sender)
+        if matter_room:
+            if not event.is_state():
+                return True, None  # its members are the firm's; power levels govern sending
+            # People may change only their own membership (leaving; joining is checked by
+            # user_may_join_room); everything else is the bridge's.
+            if etype == "m.room.member" and event.state_key == sender:
+                return membership in ("join", "leave"), None
+            return False, None
+        await self._check_conversation(event, state, create, membership)
+        return True, None
+
+    def _check_redaction(self, event: Any, state: Any, create: Any, bridge: bool) -> None:
+        """A room's current state is never redacted by people (redacting m.room.encryption would
+        turn encryption off for clients), and nothing in a matter under legal hold is."""
+        target = event.redacts
+        current = {ev.event_id: key for key, ev in state.items()}
+        if current.get(target) == ("m.room.encryption", ""):
+            raise _forbidden("the room's encryption cannot be redacted")
+        if target in current and not bridge:
+            raise _forbidden("the room's settings cannot be redacted")
+        view = self._current(log_refusal=False)
+        if view is None:
+            if MATTER_KEY in create.content:
+                raise _forbidden("the firm's state cannot be read right now")
+            return
+        matter = view[0].by_room.get(event.room_id)
+        if matter is not None and matter.legal_hold:
+            log.info(
+                "Redaction refused in room %s: matter %s is on legal hold",
+                event.room_id,
+                matter.wp_id,
+            )
+            raise _forbidden("this matter is on legal hold: nothing of it may be deleted")
+
+    async def _check_conversation(
+        self, event: Any, state: Any, create: Any, membership: str | None
+    ) -> None:
+        """Outside matter rooms every pair of people in a room must be one the role table lets
+        talk: an invitation (however made) is checked with everyone in the room and the room's
+        size; a join too; anything else a person sends is checked against the others joined,
+        so a pair whose relationship ended cannot go on talking before the bridge removes them."""
+        sender = event.sender
+        scheduling = create.content.get(PURPOSE_KEY) == SCHEDULING
+        joined, present = [], []
+        for (etype, key), ev in state.items():
+            if etype == "m.room.member" and key != sender:
+                if ev.membership == "join":
+                    joined.append(key)
+                if ev.membership in ("join", "invite"):
+                    present.append(key)
+        own = event.get_state_key() == sender
+        was = state.get(("m.room.member", sender))
+        if membership == "leave" and own:
+            return  # leaving needs no one's leave
+        if membership == "invite":
+            people = [sender, *present, event.state_key]
+        elif membership == "join" and own and (was is None or was.membership != "join"):
+            people = [sender, *present] if present else []
+        else:
+            people = []
+        if people:
+            decision = await self._judge(
+                lambda view, policy: policy.may_form_room(view, people, scheduling)
+            )
+        elif joined:
+            decision = await self._judge(
+                lambda view, policy: policy.may_address(view, sender, joined, scheduling)
+            )
+        else:
+            return  # alone in the room
+        if not decision:
+            raise _forbidden(decision.reason)
 
     async def _shows_firm_name(self, user_id: str, shown: Any) -> bool:
         """A firm person appears in every room under the name the firm gave them: nobody joins
@@ -457,20 +619,57 @@ class FirmPolicyModule:
         return {"login_token": token, "expires_in_ms": LOGIN_TOKEN_MS}
 
 
-class _MintResource(DirectServeJsonResource):
-    """POST {"user_id"} with the module secret: a single-use m.login.token for the portal."""
+class _BridgeOnly(DirectServeJsonResource):
+    """An endpoint for the bridge alone: POST with the module secret."""
 
     def __init__(self, module: FirmPolicyModule) -> None:
         super().__init__()
         self.module = module
 
-    async def _async_render_POST(self, request: Any) -> tuple[int, dict]:
+    def _body(self, request: Any) -> dict:
         header = (request.requestHeaders.getRawHeaders(b"Authorization") or [b""])[0]
         expected = f"Bearer {self.module.config.shared_secret}".encode()
         if not hmac.compare_digest(header, expected):
             raise SynapseError(401, "Module secret missing or wrong", Codes.UNAUTHORIZED)
-        body = parse_json_object_from_request(request)
-        user_id = body.get("user_id")
+        return parse_json_object_from_request(request)
+
+
+class _MintResource(_BridgeOnly):
+    """POST {"user_id"}: a single-use m.login.token for the portal."""
+
+    async def _async_render_POST(self, request: Any) -> tuple[int, dict]:
+        user_id = self._body(request).get("user_id")
         if not isinstance(user_id, str):
             raise SynapseError(400, "user_id is required", Codes.BAD_JSON)
         return 200, await self.module.mint_login_token(user_id)
+
+
+class _RefreshResource(_BridgeOnly):
+    """POST {}: read the firm's state now; answers with the generation then held. The bridge
+    calls it before answering a departure, so the departure holds before its call returns."""
+
+    async def _async_render_POST(self, request: Any) -> tuple[int, dict]:
+        self._body(request)
+        if not await self.module.refresh():
+            raise SynapseError(503, "The firm's state could not be read", Codes.UNKNOWN)
+        view = self.module.view
+        return 200, {"generation": view.generation if view is not None else None}
+
+
+class _DisplayNameResource(_BridgeOnly):
+    """POST {"user_id", "displayname"}: the firm's name for a person, set as a server admin
+    would (people themselves may not, enable_set_displayname: false)."""
+
+    async def _async_render_POST(self, request: Any) -> tuple[int, dict]:
+        body = self._body(request)
+        user_id, name = body.get("user_id"), body.get("displayname")
+        if not isinstance(user_id, str) or not UserID.is_valid(user_id):
+            raise SynapseError(400, "user_id must be a Matrix user id", Codes.BAD_JSON)
+        if name is not None and not isinstance(name, str):
+            raise SynapseError(400, "displayname must be a string or null", Codes.BAD_JSON)
+        user = UserID.from_string(user_id)
+        if not self.module.api.is_mine(user):
+            raise SynapseError(400, "user_id is not on this homeserver", Codes.BAD_JSON)
+        await self.module.api.set_displayname(user, name or "")
+        log.info("Set the firm's display name of %s", user_id)
+        return 200, {}

@@ -18,7 +18,7 @@ from synapse.module_api import NOT_SPAM, ModuleApi
 from synapse.module_api.errors import ConfigError
 from synapse.types import create_requester
 
-from bridge.module_link import MINT_PATH
+from bridge.module_link import DISPLAYNAME_PATH, MINT_PATH, REFRESH_PATH
 from bridge.policy import MATTER_KEY
 from bridge.synapse_module import FirmPolicyModule
 
@@ -91,18 +91,23 @@ def test_registers_its_callbacks_with_synapse() -> None:
         "user_may_invite",
         "user_may_join_room",
         "user_may_publish_room",
+        "user_may_send_3pid_invite",
         "check_username_for_spam",
+        "check_login_for_spam",
     }
     rules = api.register_third_party_rules_callbacks.call_args.kwargs
     assert set(rules) == {
         "check_event_allowed",
         "on_create_room",
+        "check_threepid_can_be_invited",
         "check_visibility_can_be_modified",
+        "on_profile_update",
     }
     auth = api.register_password_auth_provider_callbacks.call_args.kwargs
     assert set(auth["auth_checkers"]) == {("m.login.password", ("password",))}
     assert set(api.register_account_validity_callbacks.call_args.kwargs) == {"is_user_expired"}
-    assert api.register_web_resource.call_args.args[0] == MINT_PATH
+    paths = {c.args[0] for c in api.register_web_resource.call_args_list}
+    assert paths == {MINT_PATH, REFRESH_PATH, DISPLAYNAME_PATH}
     refresh, interval = api.looping_background_call.call_args.args
     assert refresh == module.refresh and interval == 1000
 

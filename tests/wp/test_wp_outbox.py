@@ -72,7 +72,7 @@ async def test_bridge_down_twenty_changes_arrive_in_order(wp_any_db: WpFirm) -> 
     assert state[("m.room.name", "")]["name"].endswith("Title 16")
     joined = await hs.joined(m["room_id"])
     assert {cleo_view["user_id"], assoc_view["user_id"]} <= joined
-    profile = await hs.admin_get(f"/_matrix/client/v3/profile/{assoc_view['user_id']}")
+    profile = await hs.admin_get(f"/_synapse/admin/v2/users/{assoc_view['user_id']}")
     assert profile["displayname"] == "Axel 17"
 
 

@@ -1,0 +1,80 @@
+"""The settings a firm's Synapse needs beside the module, in one place.
+
+The demo's and the tests' homeserver.yaml are written from `FIRM_SETTINGS`,
+config/synapse-module.yaml shows the same values, and the module checks the homeserver it runs in
+at start-up (`missing`), logging one warning per setting that is absent or weaker.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# rc_login: a firm's people log in rarely (sessions last), so these are low. The per-address
+# limit is the office's shared address too (behind NAT): 20 at once, then one every 10 s. Failed
+# attempts count per account and also stop a correct password once exceeded (Synapse's rule), so
+# they are allowed faster than one address may try at all: one address cannot keep a partner
+# locked out; guessing is bounded here and, much lower, by WordPress's own check.
+LOGIN_LIMITS: dict[str, dict[str, float]] = {
+    "address": {"per_second": 0.1, "burst_count": 20},
+    "account": {"per_second": 0.05, "burst_count": 5},
+    "failed_attempts": {"per_second": 0.15, "burst_count": 10},
+}
+
+FIRM_SETTINGS: dict[str, Any] = {
+    # Profiles (names, and so who is a client of the firm) only for people who share a room.
+    "require_auth_for_profile_requests": True,
+    "limit_profile_requests_to_users_who_share_rooms": True,
+    # People cannot rename themselves; the module sets the firm's names for the bridge.
+    "enable_set_displayname": False,
+    # Push notifications carry no message content.
+    "push": {"include_content": False},
+    # Dehydrated devices (MSC3814), which the portal widget keeps.
+    "experimental_features": {"msc3814_enabled": True},
+    "rc_login": LOGIN_LIMITS,
+}
+
+
+def missing(hs_config: Any) -> list[str]:
+    """One line per firm setting Synapse's parsed config lacks or has weaker (empty: all set)."""
+    found: list[str] = []
+
+    def want(ok: bool, setting: str, why: str) -> None:
+        if not ok:
+            found.append(f"{setting} ({why})")
+
+    server, registration = hs_config.server, hs_config.registration
+    want(
+        server.require_auth_for_profile_requests is True,
+        "require_auth_for_profile_requests: true",
+        "anyone can read profiles without logging in",
+    )
+    want(
+        server.limit_profile_requests_to_users_who_share_rooms is True,
+        "limit_profile_requests_to_users_who_share_rooms: true",
+        "anyone logged in can list the firm's clients by their names",
+    )
+    want(
+        registration.enable_set_displayname is False,
+        "enable_set_displayname: false",
+        "people can give themselves any global display name",
+    )
+    want(
+        hs_config.push.push_include_content is False,
+        "push.include_content: false",
+        "push notifications carry message content",
+    )
+    want(
+        hs_config.experimental.msc3814_enabled is True,
+        "experimental_features.msc3814_enabled: true",
+        "the portal widget cannot keep a dehydrated device",
+    )
+    limits = hs_config.ratelimiting
+    for name, limit in LOGIN_LIMITS.items():
+        have = getattr(limits, f"rc_login_{name}")
+        want(
+            have.per_second <= limit["per_second"] and have.burst_count <= limit["burst_count"],
+            f"rc_login.{name} at most per_second {limit['per_second']:g},"
+            f" burst_count {limit['burst_count']:g}",
+            f"now per_second {have.per_second:g}, burst_count {have.burst_count:g}",
+        )
+    return found
