@@ -138,6 +138,10 @@ export class RoomsView {
   }
 
   private isMessage(ev: MatrixEvent): boolean {
+    // A deleted message has lost its content (and, if encrypted, its type): it stays, as such.
+    if (ev.isRedacted()) {
+      return ev.getWireType() === EventType.RoomMessageEncrypted || ev.getWireType() === EventType.RoomMessage;
+    }
     if (ev.isRelation(EventType.RoomMessage) || ev.getRelation()?.rel_type === "m.replace") return false;
     if (ev.isDecryptionFailure()) return true;
     return ev.getType() === EventType.RoomMessage;
