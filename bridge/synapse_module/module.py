@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import logging
 import time
 from typing import Any, Literal
@@ -12,6 +13,7 @@ import attrs
 from synapse.api.errors import Codes, HttpResponseException, SynapseError
 from synapse.http.server import DirectServeJsonResource
 from synapse.http.servlet import parse_json_object_from_request
+from synapse.logging.context import current_context
 from synapse.module_api import NOT_SPAM, ModuleApi, make_deferred_yieldable, run_in_background
 from synapse.module_api.errors import ConfigError
 from synapse.types import UserID
@@ -584,7 +586,7 @@ class FirmPolicyModule:
                 self.config.request_timeout * 3,
                 self.api.http_client.post_json_get_json,
                 self._url + "/login",
-                {"login": username, "password": password},
+                {"login": username, "password": password, **_client_address()},
                 headers=self._auth,
             )
         except HttpResponseException as e:
@@ -617,6 +619,17 @@ class FirmPolicyModule:
         token = await self.api.create_login_token(user_id, duration_in_ms=LOGIN_TOKEN_MS)
         log.info("Minted a portal login token for %s", user_id)
         return {"login_token": token, "expires_in_ms": LOGIN_TOKEN_MS}
+
+
+def _client_address() -> dict[str, str]:
+    """{"address": ip} of the client whose login this is, as Synapse saw it (X-Forwarded-For
+    when its listener trusts the proxy): WordPress limits failures per end-user address, and a
+    known one passes a lock others caused. Nothing when it is not an IP (a unix socket)."""
+    ip = getattr(getattr(current_context(), "request", None), "ip_address", None)
+    try:
+        return {"address": str(ipaddress.ip_address(ip))} if isinstance(ip, str) else {}
+    except ValueError:
+        return {}
 
 
 class _BridgeOnly(DirectServeJsonResource):

@@ -7,6 +7,13 @@
  * A wrong password and an unknown login get the same answer. Unsigned, badly signed or stale
  * calls get 401, a replayed request id 409, and a login with too many recent failures 429.
  *
+ * Failures are limited per account, per end-user address (`address`, which the homeserver's
+ * module and the bridge pass in the signed body) and for the whole firm. A lock on an account
+ * set by failures from elsewhere does not stop its owner: an address the account has signed in
+ * from before (a known address) is limited on its own, so nobody outside can lock a partner out
+ * of chat. The firm-wide limit stops a guesser spread over many addresses, again except from
+ * known addresses.
+ *
  * @package Firm_Bridge
  */
 
@@ -22,6 +29,15 @@ final class Firm_Bridge_Login_Check {
 	const ROUTE        = '/login-check';
 	const MAX_FAILURES = 10;
 	const WINDOW       = 300;
+	// Failures from one address (whatever the account), and from anywhere for the whole firm,
+	// within WINDOW seconds. The option firm_bridge_login_limits and the filter of the same
+	// name may change all three ('account', 'address', 'firm').
+	const ADDRESS_FAILURES = 30;
+	const FIRM_FAILURES    = 300;
+	// Addresses each account signed in from, kept as keyed hashes (user meta), the newest first.
+	const KNOWN_META      = '_firm_bridge_login_addresses';
+	const KNOWN_ADDRESSES = 20;
+	const KNOWN_DAYS      = 90;
 
 	/** @return string */
 	public static function table() {
@@ -132,22 +148,32 @@ final class Firm_Bridge_Login_Check {
 				return self::bad( $field, 'is longer than ' . $max . ' bytes' );
 			}
 		}
+		$address = null;
+		if ( array_key_exists( 'address', $data ) ) {
+			if ( ! is_string( $data['address'] ) || false === filter_var( $data['address'], FILTER_VALIDATE_IP ) ) {
+				return self::bad( 'address', 'must be the IP address of the person signing in' );
+			}
+			$address = self::address_key( $data['address'] );
+		}
 		$login    = $data['login'];
 		$password = $data['password'];
 		$account  = self::find_user( $login );
 		$limit    = self::limit_key( $login, $account );
-		$failures = get_transient( $limit );
-		if ( is_array( $failures ) && (int) $failures['count'] >= self::MAX_FAILURES ) {
-			$retry = max( 1, (int) $failures['since'] + self::WINDOW - time() );
-			$error = new WP_Error(
-				'firm_bridge_rate_limited',
-				'too many failed attempts for this login; try again later',
-				array(
-					'status'         => 429,
-					'retry_after_ms' => $retry * 1000,
-				)
-			);
-			return $error;
+		$counters = self::counters( $limit, $account, $address );
+		foreach ( $counters as $name => list( $kind, $max ) ) {
+			$failures = get_transient( $name );
+			if ( is_array( $failures ) && (int) $failures['count'] >= $max ) {
+				$retry = max( 1, (int) $failures['since'] + self::WINDOW - time() );
+				return new WP_Error(
+					'firm_bridge_rate_limited',
+					'too many failed attempts; try again later',
+					array(
+						'status'         => 429,
+						'limit'          => $kind,
+						'retry_after_ms' => $retry * 1000,
+					)
+				);
+			}
 		}
 		if ( ! self::claim( (string) $request->get_param( '_firm_request_id' ) ) ) {
 			return new WP_Error(
@@ -161,19 +187,28 @@ final class Firm_Bridge_Login_Check {
 		}
 		$user = self::authenticate( $login, $password, null !== $account );
 		if ( ! $user ) {
-			$count = is_array( $failures ) ? (int) $failures['count'] + 1 : 1;
-			$since = is_array( $failures ) ? (int) $failures['since'] : time();
-			set_transient(
-				$limit,
-				array(
-					'count' => $count,
-					'since' => $since,
-				),
-				max( 1, $since + self::WINDOW - time() )
-			);
+			// Every failure counts against the account, the address and the firm, whichever
+			// of those limits this request was held to.
+			$names = array( $limit, 'firm_bridge_lc_all' );
+			if ( null !== $address ) {
+				$names[] = 'firm_bridge_lc_a' . $address;
+			}
+			$names = array_unique( array_merge( $names, array_keys( $counters ) ) );
+			foreach ( $names as $name ) {
+				self::count_failure( $name );
+			}
 			return rest_ensure_response( array( 'valid' => false ) );
 		}
-		delete_transient( $limit );
+		// A right password forgives earlier typos, but does not lift a lock that failures
+		// from elsewhere set: the owner passes it from a known address anyway.
+		$held = get_transient( $limit );
+		if ( ! is_array( $held ) || (int) $held['count'] < self::limits()['account'] ) {
+			delete_transient( $limit );
+		}
+		if ( null !== $address ) {
+			delete_transient( self::pair_key( (int) $user->ID, $address ) );
+			self::remember_address( (int) $user->ID, $address );
+		}
 		return rest_ensure_response(
 			array(
 				'valid'  => true,
@@ -182,6 +217,121 @@ final class Firm_Bridge_Login_Check {
 				'active' => Firm_Bridge_People::active( (int) $user->ID ),
 			)
 		);
+	}
+
+	/**
+	 * The limits in force: failures per account, per address and for the firm, per WINDOW.
+	 *
+	 * @return array{account:int,address:int,firm:int}
+	 */
+	public static function limits() {
+		$limits = array(
+			'account' => self::MAX_FAILURES,
+			'address' => self::ADDRESS_FAILURES,
+			'firm'    => self::FIRM_FAILURES,
+		);
+		$stored = get_option( 'firm_bridge_login_limits' );
+		foreach ( array_keys( $limits ) as $kind ) {
+			if ( is_array( $stored ) && isset( $stored[ $kind ] ) && (int) $stored[ $kind ] > 0 ) {
+				$limits[ $kind ] = (int) $stored[ $kind ];
+			}
+		}
+		return (array) apply_filters( 'firm_bridge_login_limits', $limits );
+	}
+
+	/**
+	 * The failure counters this request is held to, name => array( kind, limit ). From an
+	 * address the account signed in from before, its own counter for that address takes the
+	 * place of the account's and the firm's (which others' failures may have filled).
+	 *
+	 * @param string       $limit   The account's counter (limit_key()).
+	 * @param WP_User|null $account The account the login names.
+	 * @param string|null  $address The address's key (address_key()), if the caller gave one.
+	 * @return array<string,array{0:string,1:int}>
+	 */
+	private static function counters( $limit, $account, $address ) {
+		$limits   = self::limits();
+		$counters = array();
+		if ( null !== $address ) {
+			$counters[ 'firm_bridge_lc_a' . $address ] = array( 'address', $limits['address'] );
+		}
+		if ( null !== $account && null !== $address && self::is_known( (int) $account->ID, $address ) ) {
+			$counters[ self::pair_key( (int) $account->ID, $address ) ] = array( 'account', $limits['account'] );
+		} else {
+			$counters['firm_bridge_lc_all'] = array( 'firm', $limits['firm'] );
+			$counters[ $limit ]             = array( 'account', $limits['account'] );
+		}
+		return $counters;
+	}
+
+	/**
+	 * One more failure on a counter; the window starts with its first failure.
+	 *
+	 * @param string $name Transient name.
+	 */
+	private static function count_failure( $name ) {
+		$failures = get_transient( $name );
+		$count    = is_array( $failures ) ? (int) $failures['count'] + 1 : 1;
+		$since    = is_array( $failures ) ? (int) $failures['since'] : time();
+		set_transient(
+			$name,
+			array(
+				'count' => $count,
+				'since' => $since,
+			),
+			max( 1, $since + self::WINDOW - time() )
+		);
+	}
+
+	/**
+	 * What an address is counted and remembered as: a keyed hash (no address is stored in the
+	 * clear) of an IPv4 address, or of an IPv6 address's /64, which one subscriber holds whole.
+	 *
+	 * @param string $address A valid IP address.
+	 * @return string 32 hex characters.
+	 */
+	private static function address_key( $address ) {
+		$packed = (string) inet_pton( $address );
+		if ( 16 === strlen( $packed ) && 0 === strpos( $packed, str_repeat( "\0", 10 ) . "\xff\xff" ) ) {
+			$packed = substr( $packed, 12 ); // An IPv4 address written as IPv6.
+		} elseif ( 16 === strlen( $packed ) ) {
+			$packed = substr( $packed, 0, 8 );
+		}
+		return substr( hash_hmac( 'sha256', $packed, wp_salt( 'auth' ) ), 0, 32 );
+	}
+
+	/**
+	 * @param int    $user_id Account.
+	 * @param string $address Address key.
+	 * @return string Transient name of the account's counter for that address.
+	 */
+	private static function pair_key( $user_id, $address ) {
+		return 'firm_bridge_lc_p' . $user_id . '_' . substr( $address, 0, 16 );
+	}
+
+	/**
+	 * @param int    $user_id Account.
+	 * @param string $address Address key.
+	 * @return bool Whether the account signed in from this address within KNOWN_DAYS.
+	 */
+	private static function is_known( $user_id, $address ) {
+		$known = get_user_meta( $user_id, self::KNOWN_META, true );
+		return is_array( $known ) && isset( $known[ $address ] )
+			&& (int) $known[ $address ] > time() - self::KNOWN_DAYS * DAY_IN_SECONDS;
+	}
+
+	/**
+	 * @param int    $user_id Account that signed in.
+	 * @param string $address Address key it signed in from.
+	 */
+	private static function remember_address( $user_id, $address ) {
+		$known = get_user_meta( $user_id, self::KNOWN_META, true );
+		$known = is_array( $known ) ? $known : array();
+		unset( $known[ $address ] );
+		$known  = array( $address => time() ) + $known;
+		$cutoff = time() - self::KNOWN_DAYS * DAY_IN_SECONDS;
+		$known  = array_slice( array_filter( $known, static fn( $t ) => (int) $t > $cutoff ), 0, self::KNOWN_ADDRESSES, true );
+		update_user_meta( $user_id, self::KNOWN_META, $known );
 	}
 
 	/**

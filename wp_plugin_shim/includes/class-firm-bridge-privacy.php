@@ -124,6 +124,7 @@ final class Firm_Bridge_Privacy {
 		// Erased people leave like a departure; the bridge keeps only their fixed login.
 		update_user_meta( $user->ID, Firm_Bridge_People::META_ERASED, '1' );
 		update_user_meta( $user->ID, Firm_Bridge_People::META_SUSPENDED, '1' );
+		delete_user_meta( $user->ID, Firm_Bridge_Login_Check::KNOWN_META ); // Where they signed in from.
 		Firm_Bridge_Sync::person( $user->ID );
 		Firm_Bridge_Sync::flush();
 		Firm_Bridge_Outbox::enqueue( 'person', $user->ID, 'POST', '/_firm/v1/people/' . (int) $user->ID . '/deactivate', null, array(), sprintf( 'Erasure of %s', $user->user_login ) );
