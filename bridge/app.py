@@ -19,6 +19,7 @@ from .audit.api import AuditAPI
 from .audit.service import AuditService
 from .config import Config, ConfigError
 from .db import open_database
+from .export.api import TranscriptAPI
 from .matrix import Homeserver, is_transient
 from .media.gateway import MediaGateway
 from .media.index import MediaIndex
@@ -144,6 +145,18 @@ class Bridge:
             secret=config["provisioning.shared_secret"],
             max_skew=config["provisioning.max_clock_skew"],
         )
+        # Verifiable transcripts: checked against the chain and countersigned (issue 11).
+        self.transcripts = TranscriptAPI(
+            self.audit,
+            self.db,
+            self.policy,
+            secret=config["provisioning.shared_secret"],
+            max_skew=config["provisioning.max_clock_skew"],
+            homeserver=config["homeserver.address"],
+            as_token=registration.as_token,
+            domain=self.domain,
+            bot_mxid=self.bot_mxid,
+        )
         # The media index records where files are posted (always, so the gateway can be turned
         # on later); the gateway has its own listener (media.hostname:port).
         self.appservice.sinks.append(MediaIndex())
@@ -163,6 +176,7 @@ class Bridge:
         app.add_routes(self.session_routes.routes())
         app.add_routes(self.module_routes.routes())
         app.add_routes(self.audit_api.routes())
+        app.add_routes(self.transcripts.routes())
         return app
 
     async def start(self) -> None:
@@ -241,6 +255,7 @@ class Bridge:
             ("homeserver client", self.hs),
             ("module client", self.module_client),
             ("WordPress client", self.wordpress),
+            ("transcript routes' client", self.transcripts),
         ):
             if session is not None:
                 await self._bounded(session.close(), name)

@@ -28,6 +28,8 @@ CONVERSATION_RULES = (
     "clients_for_scheduling",  # any client, in a room marked for scheduling
 )
 DEFAULT_MAX_GROUP_SIZE = 8
+# Who may export a matter's verifiable transcript when the table does not say (issue 11).
+DEFAULT_EXPORTERS = frozenset({Role.PARTNER, Role.ASSOCIATE})
 ROOM_ENCRYPTION = {"algorithm": "m.megolm.v1.aes-sha2"}
 # A matter room's creation content names its matter under this key.
 MATTER_KEY = "org.firm.matter"
@@ -61,6 +63,8 @@ class RolePolicy:
     matter_rooms: str
     # Empty means "no one": the role takes part in no conversation at all.
     conversations: frozenset[str] = frozenset()
+    # May export a verifiable transcript of the matters they are assigned to.
+    export_transcripts: bool = False
 
 
 @attrs.define(frozen=True)
@@ -78,6 +82,7 @@ class Policy:
                     "power_level": rp.power_level,
                     "matter_rooms": rp.matter_rooms,
                     "conversations": sorted(rp.conversations),
+                    "export_transcripts": rp.export_transcripts,
                 }
                 for role, rp in self.roles.items()
             },
@@ -135,8 +140,17 @@ class Policy:
                     f"{where(body, 'conversations')}: roles.{name}.conversations must be a list"
                     f" of: {', '.join(CONVERSATION_RULES)} (an empty list means no one)"
                 )
+            exports = body.get("export_transcripts", role in DEFAULT_EXPORTERS)
+            if not isinstance(exports, bool):
+                raise PolicyError(
+                    f"{where(body, 'export_transcripts')}: roles.{name}.export_transcripts must be"
+                    " true or false"
+                )
             roles[role] = RolePolicy(
-                power_level=level, matter_rooms=rooms, conversations=frozenset(talks)
+                power_level=level,
+                matter_rooms=rooms,
+                conversations=frozenset(talks),
+                export_transcripts=exports,
             )
         missing = [r.value for r in Role if r not in roles]
         if missing:
@@ -152,6 +166,9 @@ class Policy:
 
     def may_hold_capacity(self, role: Role, capacity: Capacity) -> bool:
         return role in CAPACITY_ROLES[capacity]
+
+    def may_export_transcript(self, role: Role) -> bool:
+        return self.roles[role].export_transcripts
 
     def in_matter_room(self, role: Role, privileged: bool) -> bool:
         rooms = self.roles[role].matter_rooms

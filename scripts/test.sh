@@ -52,6 +52,13 @@ if ! command -v exiftool >/dev/null || ! { command -v nginx >/dev/null || [ -x /
   apt-get update -q && apt-get install -y -q libimage-exiftool-perl nginx 7zip zstd lz4
 fi
 
+# The transcript's PDF is rendered by WeasyPrint, which needs Pango and a font.
+if ! ldconfig -p | grep 'libpangoft2-1.0.so.0' >/dev/null \
+  || [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then
+  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+    libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core
+fi
+
 # The WordPress plugin tests (tests/wp) install Debian's WordPress into a temporary folder, serve
 # it with PHP's built-in server on a throwaway MariaDB database (127.0.0.1:3306, root without a
 # password) and run the plugin's PHPUnit suite.

@@ -5,6 +5,11 @@ record's canonical serialization: the fields in FIELDS as a JSON object with sor
 whitespace, UTF-8, strings and integers as they are and absent values as null (the same rules as
 Matrix canonical JSON, for the only value types records hold). The first record links to GENESIS.
 
+Records sealed since migration v6 also carry, for events, the SHA-256 of the event's canonical JSON
+as served (without `unsigned`), of its redacted form, and the event a redaction removes
+(OPTIONAL_FIELDS, bridge/export/eventhash.py): each is hashed only when it has a value, so records
+sealed before keep their hashes, and removing or adding one later breaks the link all the same.
+
 `seq` (the storage order) is deliberately not hashed: what makes a record part of the chain is
 its link. A record inserted by hand and its successors renumbered then reads as one insertion,
 and a gap in seq with a broken link as a removal.
@@ -40,12 +45,18 @@ FIELDS = (
     "detail",
     "recorded_at",
 )
+# Hashed only when not null (added after records were sealed without them).
+OPTIONAL_FIELDS = ("event_hash", "redacted_hash", "redacts")
 
 _dumps = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode
 
 
 def canonical(record: Mapping[str, Any]) -> bytes:
-    return _dumps({k: record[k] for k in FIELDS}).encode()
+    body = {k: record[k] for k in FIELDS}
+    for k in OPTIONAL_FIELDS:
+        if record.get(k) is not None:
+            body[k] = record[k]
+    return _dumps(body).encode()
 
 
 def link(prev_hash: str, record: Mapping[str, Any]) -> str:

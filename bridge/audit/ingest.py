@@ -17,8 +17,16 @@ from typing import Any
 from mautrix.util.async_db import Database
 
 from ..db import transaction
+from ..export.redaction import version_independent
 from . import store
-from .records import client_address, created_for_matter, event_row, media_ids, now_ms
+from .records import (
+    client_address,
+    created_for_matter,
+    event_row,
+    media_ids,
+    now_ms,
+    room_version_created,
+)
 from .whois import WhoisCache
 
 # Seconds between a transaction and the sealer's look at it (gathers a stream into batches).
@@ -35,10 +43,21 @@ async def queue_events(
     rows = []
     media = []
     created = []
+    events = [e for e in events if isinstance(e, dict)]
+    # The redacted form of state events and redactions depends on the room version.
+    new_versions = [v for v in map(room_version_created, events) if v is not None]
+    versions = dict(new_versions)
+    wanted = {
+        e.get("room_id")
+        for e in events
+        if not version_independent(e) and isinstance(e.get("room_id"), str)
+    }
+    versions.update(await store.room_versions(conn, [r for r in wanted if r not in versions]))
     for event in events:
-        if not isinstance(event, dict):
-            continue
-        row = event_row(event, source, received)
+        room_id = event.get("room_id")
+        row = event_row(
+            event, source, received, versions.get(room_id) if isinstance(room_id, str) else None
+        )
         if row is None:
             continue
         rows.append(row)
@@ -50,6 +69,7 @@ async def queue_events(
     await store.add_pending(conn, rows)
     await store.add_media(conn, media)
     await store.add_room_matters(conn, created)
+    await store.add_room_versions(conn, new_versions)
     return len(rows)
 
 

@@ -27,6 +27,8 @@ KINDS = (
     "retention_purge",
     "retention_media",
     "conversation_removal",
+    "transcript_export",
+    "transcript_refused",
 )
 EXPORT_COLS = (
     "seq",
@@ -47,6 +49,9 @@ EXPORT_COLS = (
     "actor",
     "detail",
     "recorded_at",
+    "event_hash",
+    "redacted_hash",
+    "redacts",
     "prev_hash",
     "hash",
 )

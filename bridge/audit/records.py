@@ -15,8 +15,9 @@ from typing import Any
 
 import attrs
 
+from ..export.eventhash import event_hash, redacted_hash, redacts_of
 from ..policy import MATTER_KEY
-from .chain import FIELDS
+from .chain import FIELDS, OPTIONAL_FIELDS
 
 _compact = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode
 _size = json.JSONEncoder(separators=(",", ":")).encode
@@ -64,8 +65,38 @@ def created_for_matter(event: Mapping[str, Any], bridge_user: str | None) -> tup
     return room_id, matter
 
 
-def event_row(event: Mapping[str, Any], source: str, received_at: int | None = None) -> dict | None:
-    """The pending audit row for a room event, or None for anything that is not one."""
+def _hashes(event: Mapping[str, Any], room_version: str | None) -> dict[str, str | None]:
+    try:
+        return {
+            "event_hash": event_hash(event),
+            "redacted_hash": redacted_hash(event, room_version),
+        }
+    except (ValueError, TypeError, RecursionError):  # not JSON a homeserver would serve
+        return {"event_hash": None, "redacted_hash": None}
+
+
+def room_version_created(event: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(room, room version) when `event` is a room's create event."""
+    if event.get("type") != "m.room.create" or event.get("state_key") != "":
+        return None
+    content, room_id = event.get("content"), _str(event.get("room_id"))
+    version = content.get("room_version", "1") if isinstance(content, dict) else None
+    if room_id is None or not isinstance(version, str) or len(version) > 64:
+        return None
+    return room_id, version
+
+
+def event_row(
+    event: Mapping[str, Any],
+    source: str,
+    received_at: int | None = None,
+    room_version: str | None = None,
+) -> dict | None:
+    """The pending audit row for a room event, or None for anything that is not one.
+
+    Besides metadata, the SHA-256 of the event's canonical JSON and of its redacted form (which
+    needs the room's version for state events), so a transcript can be matched against the chain;
+    hashes of ciphertext and metadata, never content in the clear."""
     event_id = _str(event.get("event_id"))
     room_id = _str(event.get("room_id"))
     sender = _str(event.get("sender"))
@@ -93,6 +124,8 @@ def event_row(event: Mapping[str, Any], source: str, received_at: int | None = N
         "actor": None,
         "detail": None,
         "recorded_at": now_ms() if received_at is None else received_at,
+        **_hashes(event, room_version),
+        "redacts": _str(redacts_of(event)),
     }
 
 
@@ -188,7 +221,7 @@ def sealed_record(
     pending: Mapping[str, Any], matter_id: int | None, address: tuple[str | None, str | None]
 ) -> dict:
     """The chain record for a pending row (all FIELDS present)."""
-    record = {k: pending.get(k) for k in FIELDS}
+    record = {k: pending.get(k) for k in (*FIELDS, *OPTIONAL_FIELDS)}
     record["matter_id"] = matter_id
     record["client_ip"], record["user_agent"] = address
     return record

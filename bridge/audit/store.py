@@ -30,8 +30,9 @@ PENDING_COLS = (
     "actor",
     "detail",
     "recorded_at",
+    *chain.OPTIONAL_FIELDS,
 )
-RECORD_COLS = ("seq", *chain.FIELDS, "prev_hash", "hash")
+RECORD_COLS = ("seq", *chain.FIELDS, *chain.OPTIONAL_FIELDS, "prev_hash", "hash")
 _PG_TYPES = {c: "bigint" if c in ("ts", "size", "recorded_at") else "text" for c in PENDING_COLS}
 CHUNK = 500
 
@@ -56,7 +57,7 @@ async def add_pending(conn: Connection, rows: Sequence[dict]) -> None:
         return
     if conn.scheme == Scheme.POSTGRES:
         # One statement with a column of values each: far fewer round trips than executemany.
-        columns = [[r[c] for r in rows] for c in PENDING_COLS]
+        columns = [[r.get(c) for r in rows] for c in PENDING_COLS]
         casts = ", ".join(f"${i + 1}::{_PG_TYPES[c]}[]" for i, c in enumerate(PENDING_COLS))
         await conn.execute(
             f"INSERT INTO audit_pending ({', '.join(PENDING_COLS)}) SELECT * FROM unnest({casts})"
@@ -67,7 +68,7 @@ async def add_pending(conn: Connection, rows: Sequence[dict]) -> None:
     await conn.executemany(
         f"INSERT INTO audit_pending ({', '.join(PENDING_COLS)}) VALUES ({marks(len(PENDING_COLS))})"
         " ON CONFLICT (event_id) DO NOTHING",
-        [tuple(r[c] for c in PENDING_COLS) for r in rows],
+        [tuple(r.get(c) for c in PENDING_COLS) for r in rows],
     )
 
 
@@ -108,6 +109,25 @@ async def _existing(conn: Connection, sql: str, values: Sequence[Any], pg_type: 
     found: set[Any] = set()
     for part in _chunks(list(values)):
         found.update(r[0] for r in await conn.fetch(sql.format(marks(len(part))), *part))
+    return found
+
+
+async def add_room_versions(conn: Connection, items: Sequence[tuple[str, str]]) -> None:
+    if items:
+        await conn.executemany(
+            "INSERT INTO audit_room_version (room_id, room_version) VALUES ($1, $2)"
+            " ON CONFLICT (room_id) DO NOTHING",
+            list(items),
+        )
+
+
+async def room_versions(conn: Connection, room_ids: Iterable[str]) -> dict[str, str]:
+    rooms = sorted(set(room_ids))
+    found: dict[str, str] = {}
+    for part in _chunks(rooms):
+        sql = f"SELECT room_id, room_version FROM audit_room_version WHERE room_id IN ({marks(len(part))})"
+        for r in await conn.fetch(sql, *part):
+            found[r[0]] = r[1]
     return found
 
 

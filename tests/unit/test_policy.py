@@ -224,6 +224,7 @@ def test_policy_round_trips_through_its_data() -> None:
         "power_level": 50,
         "matter_rooms": "assigned",
         "conversations": ["assigned_clients", "firm_members"],
+        "export_transcripts": True,
     }
 
 

@@ -155,6 +155,12 @@ def policy_variants() -> list[object]:
     for value in (1, 2, 100, 101, 8.0, False, "8", None, DELETE):
         variants.append(changed("max_group_size", value))
     variants += [changed("roles.judge", base["roles"]["client"]), changed("future", {"x": [1]})]
+    variants += [
+        changed("roles.paralegal.export_transcripts", True),
+        changed("roles.partner.export_transcripts", DELETE),
+        changed("roles.client.export_transcripts", "yes"),
+        changed("roles.associate.export_transcripts", None),
+    ]
     return variants
 
 

@@ -100,6 +100,10 @@ final class Firm_Bridge_Policy_Doc {
 			if ( ! $known ) {
 				return self::problem( "roles.$name.conversations", sprintf( 'roles.%s.conversations must be a list of: %s (an empty list means no one)', $name, implode( ', ', self::CONVERSATION_RULES ) ) );
 			}
+			// Optional (the bridge's default: partners and associates may export transcripts).
+			if ( array_key_exists( 'export_transcripts', $role ) && ! is_bool( $role['export_transcripts'] ) ) {
+				return self::problem( "roles.$name.export_transcripts", sprintf( 'roles.%s.export_transcripts must be true or false', $name ) );
+			}
 		}
 		$missing = array_values( array_diff( self::ROLES, array_map( 'strval', array_keys( $data['roles'] ) ) ) );
 		if ( $missing ) {
