@@ -27,6 +27,7 @@ from .module_link import ModuleClient, ModuleRoutes
 from .policy import CurrentPolicy, Policy, PolicyError
 from .provisioning.api import ProvisioningAPI
 from .provisioning.policy_routes import PolicyRoutes, load_stored_policy
+from .provisioning.rooms import RoomRoutes
 from .provisioning.sessions import SessionRoutes
 from .reconciler import Reconciler, describe
 from .tasks import stop_tasks
@@ -129,6 +130,7 @@ class Bridge:
             bridge_user=self.bot_mxid,
         )
         self.policy_routes = PolicyRoutes(self.provisioning, self.policy)
+        self.room_routes = RoomRoutes(self.provisioning, self.policy)
         self.session_routes = SessionRoutes(
             self.provisioning,
             self.module_client,
@@ -173,6 +175,7 @@ class Bridge:
         app.add_routes(self.appservice.routes())
         app.add_routes(self.provisioning.routes())
         app.add_routes(self.policy_routes.routes())
+        app.add_routes(self.room_routes.routes())
         app.add_routes(self.session_routes.routes())
         app.add_routes(self.module_routes.routes())
         app.add_routes(self.audit_api.routes())

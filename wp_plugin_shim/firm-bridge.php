@@ -36,6 +36,7 @@ require_once __DIR__ . '/includes/class-firm-bridge-sync.php';
 require_once __DIR__ . '/includes/class-firm-bridge-admin.php';
 require_once __DIR__ . '/includes/class-firm-bridge-rest.php';
 require_once __DIR__ . '/includes/class-firm-bridge-login-check.php';
+require_once __DIR__ . '/includes/class-firm-bridge-rooms.php';
 require_once __DIR__ . '/includes/class-firm-bridge-portal.php';
 require_once __DIR__ . '/includes/class-firm-bridge-widget-assets.php';
 require_once __DIR__ . '/includes/class-firm-bridge-privacy.php';

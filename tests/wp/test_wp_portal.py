@@ -158,3 +158,58 @@ async def test_privacy_export_and_erasure(wp: WpFirm) -> None:
     # Nobody can sign in to chat as the erased person any more.
     status, data = await wp.api.request("POST", f"/_firm/v1/people/{client}/login-token")
     assert status == 403 and data["errcode"] == "FIRM_DEPARTED"
+
+
+async def test_rooms_route_answers_with_the_evaluator(wp: WpFirm) -> None:
+    """GET /_firm/v1/people/{id}/rooms: signed, and the matters whose room the role table puts
+    the person in; the portal lists nothing (and says so) while the bridge cannot be asked."""
+    site = wp.site
+    partner = await wp.person("rob", "firm_partner")
+    password = secrets.token_urlsafe(16)
+    paralegal = await site.create_user(
+        wp.login("ria"), "firm_paralegal", name="Ria", password=password, firm_attorneys=[partner]
+    )
+    client = await wp.person("rex", "firm_client", firm_attorneys=[partner])
+    privileged_title = "Rex v. State (privileged)"
+    matter = await site.create_matter(
+        privileged_title,
+        wp.number(1),
+        firm_matter_clients=[client],
+        firm_matter_responsible_partner=partner,
+        firm_matter_paralegals=[paralegal],
+        firm_matter_privileged=True,
+    )
+    await wp.wait_bridge("matter", matter)
+
+    status, data = await wp.api.request("GET", f"/_firm/v1/people/{partner}/rooms")
+    assert status == 200, data
+    assert [(m["wp_id"], m["title"], m["status"]) for m in data["matters"]] == [
+        (matter, privileged_title, "open")
+    ]
+    assert data["matters"][0]["room_id"].startswith("!")
+    status, data = await wp.api.request("GET", f"/_firm/v1/people/{paralegal}/rooms")
+    assert status == 200 and data["matters"] == [], data
+    status, data = await wp.api.request("GET", "/_firm/v1/people/999999/rooms")
+    assert status == 404 and data["errcode"] == "FIRM_NOT_FOUND", data
+    async with (
+        aiohttp.ClientSession() as s,
+        s.get(f"{wp.bp.url}/_firm/v1/people/{partner}/rooms") as r,
+    ):
+        assert r.status == 401 and (await r.json())["errcode"] == "FIRM_UNAUTHORIZED"
+
+    # The bridge is down: the partner's portal names no matter, and says why.
+    link = await page_with(wp, "[firm_chat]")
+    await wp.bp.stop()
+    partner_password = secrets.token_urlsafe(16)
+    await site.update_user(partner, password=partner_password)
+    try:
+        browser = await site.browser(wp.login("rob"), partner_password)
+        try:
+            async with browser.get(link) as r:
+                page = await r.text()
+        finally:
+            await browser.close()
+        assert privileged_title not in page and "cannot be listed right now" in page
+        assert json.loads(mount(page)["data-matters"]) == []
+    finally:
+        await wp.bp.start()

@@ -15,7 +15,7 @@ from browser import (
     axe_violations,
     describe_violations,
 )
-from playwright.async_api import Browser, Page
+from playwright.async_api import Browser, Page, Route
 
 from .wp_harness import WordPressSite
 
@@ -56,6 +56,17 @@ async def logged_in(
             await watch.assert_clean()
     finally:
         await context.close()
+
+
+async def without_widget(page: Page) -> None:
+    """The portal widget's files are answered empty: what is then on the page is the plugin's
+    server-rendered part (the widget's own tests, tests/widget/, cover the widget)."""
+
+    async def empty(route: Route) -> None:
+        kind = "text/css" if route.request.url.split("?")[0].endswith(".css") else "text/javascript"
+        await route.fulfill(status=200, content_type=kind, body="")
+
+    await page.route("**/wp-content/plugins/firm-bridge/widget/dist/**", empty)
 
 
 async def assert_accessible(page: Page, include: str | None = None, **kwargs: Any) -> None:

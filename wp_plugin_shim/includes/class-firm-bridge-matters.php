@@ -389,28 +389,6 @@ final class Firm_Bridge_Matters {
 		return $row;
 	}
 
-	/**
-	 * Published matters a person is assigned to, for the portal and the exporter.
-	 *
-	 * @param int $person_id User id.
-	 * @return array[] array{id:int, number:string, title:string, status:string}
-	 */
-	public static function for_person( $person_id ) {
-		$out = array();
-		foreach ( self::ids_for_person( $person_id, array( 'publish', 'private' ) ) as $id ) {
-			$mapped = self::mapped( $id );
-			if ( $mapped && in_array( (int) $person_id, $mapped['deps'], true ) ) {
-				$out[] = array(
-					'id'     => $id,
-					'number' => $mapped['body']['number'],
-					'title'  => $mapped['body']['title'],
-					'status' => $mapped['body']['status'],
-				);
-			}
-		}
-		return $out;
-	}
-
 	// --- wp-admin --------------------------------------------------------------------------
 
 	/**

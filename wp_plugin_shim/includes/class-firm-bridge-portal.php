@@ -192,7 +192,9 @@ final class Firm_Bridge_Portal {
 		if ( ! $mapped['body']['active'] ) {
 			return self::box( 'ended', __( 'Your access to secure chat has ended.', 'firm-bridge' ) );
 		}
-		$matters = Firm_Bridge_Matters::for_person( $uid );
+		// Only the matters whose room the role table puts this person in (the bridge's answer).
+		$rooms   = Firm_Bridge_Rooms::for_person( $uid );
+		$matters = null === $rooms ? array() : $rooms;
 		Firm_Bridge_Widget_Assets::enqueue();
 		$attrs   = array(
 			'data-session-url' => esc_url( rest_url( Firm_Bridge_Rest::NS . self::ROUTE ) ),
@@ -203,10 +205,47 @@ final class Firm_Bridge_Portal {
 		foreach ( $attrs as $name => $value ) {
 			$html .= ' ' . $name . '="' . esc_attr( $value ) . '"';
 		}
-		$html .= '><noscript>' . esc_html__( 'Secure chat needs JavaScript.', 'firm-bridge' ) . '</noscript><ul class="firm-chat__matters">';
-		foreach ( $matters as $m ) {
-			$html .= '<li>' . esc_html( $m['number'] . ' · ' . $m['title'] ) . '</li>';
+		$html .= '><noscript>' . esc_html__( 'Secure chat needs JavaScript.', 'firm-bridge' ) . '</noscript>' . self::matter_list( $matters ) . '</div>';
+		// Outside the mount point, which the widget replaces with itself.
+		return self::note( $rooms, $mapped['body']['role'] ) . $html;
+	}
+
+	/**
+	 * What the person can do here when no matter room can be listed.
+	 *
+	 * @param array[]|null $rooms Firm_Bridge_Rooms::for_person(), null when the bridge did not answer.
+	 * @param string       $role  Firm role.
+	 * @return string HTML, or '' when there are rooms.
+	 */
+	private static function note( $rooms, $role ) {
+		if ( null === $rooms ) {
+			$text = __( 'Your matters cannot be listed right now. Please reload the page in a minute.', 'firm-bridge' );
+		} elseif ( ! $rooms ) {
+			$text = 'assistant' === $role
+				? __( 'Legal assistants are in no matter\'s conversation: those are for the attorneys, paralegals and clients of each matter. Here you arrange appointments with clients in scheduling conversations.', 'firm-bridge' )
+				: __( 'You are not in any matter\'s conversation yet. The firm adds you when you are assigned to a matter.', 'firm-bridge' );
+		} else {
+			return '';
 		}
-		return $html . '</ul></div>';
+		return '<p class="firm-chat__note">' . esc_html( $text ) . '</p>';
+	}
+
+	/**
+	 * The person's matter rooms, for a page without scripts.
+	 *
+	 * @param array[] $rooms Rooms.
+	 * @return string HTML.
+	 */
+	private static function matter_list( array $rooms ) {
+		if ( ! $rooms ) {
+			return '';
+		}
+		$html = '<ul class="firm-chat__matters">';
+		foreach ( $rooms as $m ) {
+			$line  = $m['number'] . ' · ' . $m['title'];
+			$line .= 'closed' === $m['status'] ? ' ' . __( '(closed, read-only)', 'firm-bridge' ) : '';
+			$html .= '<li>' . esc_html( $line ) . '</li>';
+		}
+		return $html . '</ul>';
 	}
 }

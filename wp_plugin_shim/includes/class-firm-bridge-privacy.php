@@ -66,8 +66,11 @@ final class Firm_Bridge_Privacy {
 		}
 		$mapped  = Firm_Bridge_People::mapped( $user->ID );
 		$mxid    = (string) get_user_meta( $user->ID, Firm_Bridge_People::META_MXID, true );
+		// The rooms the role table puts them in (the bridge's answer), as the portal lists them:
+		// a matter they are assigned to but kept out of is not theirs to read about.
+		$rooms   = Firm_Bridge_Rooms::for_person( $user->ID );
 		$matters = array();
-		foreach ( Firm_Bridge_Matters::for_person( $user->ID ) as $m ) {
+		foreach ( null === $rooms ? array() : $rooms as $m ) {
 			$matters[] = $m['number'] . ' · ' . $m['title'] . ' (' . $m['status'] . ')';
 		}
 		$data = array(
@@ -85,7 +88,7 @@ final class Firm_Bridge_Privacy {
 			),
 			array(
 				'name'  => __( 'Matter rooms', 'firm-bridge' ),
-				'value' => $matters ? implode( '; ', $matters ) : __( 'none', 'firm-bridge' ),
+				'value' => null === $rooms ? __( '(the chat bridge did not answer; export again later)', 'firm-bridge' ) : ( $matters ? implode( '; ', $matters ) : __( 'none', 'firm-bridge' ) ),
 			),
 			array(
 				'name'  => __( 'Messages', 'firm-bridge' ),
