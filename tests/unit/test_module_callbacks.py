@@ -118,10 +118,13 @@ def test_registers_its_callbacks_with_synapse() -> None:
         ({"shared_secret": SECRET}, "bridge_url"),
         ({"bridge_url": "127.0.0.1:29320", "shared_secret": SECRET}, "bridge_url"),
         ({"bridge_url": "http://127.0.0.1:1", "shared_secret": "short"}, "shared_secret"),
-        ({"bridge_url": "http://127.0.0.1:1", "shared_secret": SECRET, "max_staleness": 0}, ""),
+        (
+            {"bridge_url": "http://127.0.0.1:1", "shared_secret": SECRET, "max_staleness": 0},
+            "max_staleness",
+        ),
         (
             {"bridge_url": "http://127.0.0.1:1", "shared_secret": SECRET, "refresh_interval": True},
-            "",
+            "refresh_interval",
         ),
     ],
 )
