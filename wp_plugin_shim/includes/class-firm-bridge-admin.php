@@ -21,10 +21,6 @@ final class Firm_Bridge_Admin {
 
 	/** Fixed notice texts and their kind, chosen by code (nothing from the request is echoed). */
 	const NOTICES = array(
-		'settings-saved'      => array( 'success', 'Settings saved.' ),
-		'secret-short'        => array( 'error', 'The shared secret must be at least 32 characters; it was not changed.' ),
-		'url-invalid'         => array( 'error', 'The bridge URL must be an http or https address; it was not changed.' ),
-		'hs-invalid'          => array( 'error', 'The homeserver address must be an http or https address; it was not changed.' ),
 		'policy-saved'        => array( 'success', 'The role table was saved, and the bridge uses it now.' ),
 		'policy-queued'       => array( 'warning', 'The role table was saved. The bridge has not answered yet; it gets the table as soon as it does.' ),
 		'policy-refused'      => array( 'error', 'The bridge refused the role table, so it was not saved; the firm\'s table is unchanged.' ),
@@ -48,7 +44,7 @@ final class Firm_Bridge_Admin {
 	 */
 	public static function hooks() {
 		add_action( 'admin_menu', array( __CLASS__, 'menu' ) );
-		foreach ( array( 'save_settings', 'save_policy', 'load_policy', 'resync', 'deliver', 'resend' ) as $action ) {
+		foreach ( array( 'save_policy', 'load_policy', 'resync', 'deliver', 'resend' ) as $action ) {
 			add_action( 'admin_post_firm_bridge_' . $action, array( __CLASS__, 'handle_' . $action ) );
 		}
 	}
@@ -59,7 +55,7 @@ final class Firm_Bridge_Admin {
 	public static function menu() {
 		add_menu_page( __( 'Firm Bridge', 'firm-bridge' ), __( 'Firm Bridge', 'firm-bridge' ), Firm_Bridge_Roles::MANAGE, self::SLUG, array( __CLASS__, 'outbox_page' ), 'dashicons-shield' );
 		add_submenu_page( self::SLUG, __( 'Outbox', 'firm-bridge' ), __( 'Outbox', 'firm-bridge' ), Firm_Bridge_Roles::MANAGE, self::SLUG, array( __CLASS__, 'outbox_page' ) );
-		add_submenu_page( self::SLUG, __( 'Settings', 'firm-bridge' ), __( 'Settings', 'firm-bridge' ), Firm_Bridge_Roles::MANAGE, self::SETTINGS, array( __CLASS__, 'settings_page' ) );
+		add_submenu_page( self::SLUG, __( 'Settings', 'firm-bridge' ), __( 'Settings', 'firm-bridge' ), Firm_Bridge_Roles::MANAGE, self::SETTINGS, array( 'Firm_Bridge_Settings_Page', 'page' ) );
 		add_submenu_page( self::SLUG, __( 'Restrictions', 'firm-bridge' ), __( 'Restrictions', 'firm-bridge' ), Firm_Bridge_Roles::MANAGE, self::RESTRICTIONS, array( __CLASS__, 'restrictions_page' ) );
 	}
 
@@ -123,7 +119,7 @@ final class Firm_Bridge_Admin {
 	 * @param string $nonce  Nonce action.
 	 * @param string $class  Button class.
 	 */
-	private static function button( $action, $label, array $fields, $nonce, $class = 'button' ) {
+	public static function button( $action, $label, array $fields, $nonce, $class = 'button' ) {
 		echo '<form method="post" action="' . esc_url( admin_url( 'admin-post.php' ) ) . '" style="display:inline">';
 		echo '<input type="hidden" name="action" value="' . esc_attr( $action ) . '" />';
 		foreach ( $fields as $k => $v ) {
@@ -149,9 +145,6 @@ final class Firm_Bridge_Admin {
 		$rows = Firm_Bridge_Outbox::rows( '' === $status ? null : $status, 200 );
 		echo '<div class="wrap"><h1>' . esc_html__( 'Firm Bridge: Outbox', 'firm-bridge' ) . '</h1>';
 		self::notice();
-		if ( ! Firm_Bridge_Settings::configured() ) {
-			echo '<div class="notice notice-warning"><p>' . esc_html__( 'Set the bridge URL and shared secret under Settings; nothing is sent until then.', 'firm-bridge' ) . '</p></div>';
-		}
 		echo '<ul class="subsubsub">';
 		$link = static function ( $key, $label, $count ) use ( $status ) {
 			$url = add_query_arg(
@@ -255,45 +248,7 @@ final class Firm_Bridge_Admin {
 		self::back( self::SLUG, null === $new ? 'not-resent' : 'resent' );
 	}
 
-	// --- settings --------------------------------------------------------------------------
-
-	/**
-	 * The Settings screen. The secret is never printed; a blank field keeps it.
-	 */
-	public static function settings_page() {
-		if ( ! current_user_can( Firm_Bridge_Roles::MANAGE ) ) {
-			wp_die( esc_html__( 'You may not change the Firm Bridge.', 'firm-bridge' ), 403 );
-		}
-		$has_secret = '' !== Firm_Bridge_Settings::secret();
-		echo '<div class="wrap"><h1>' . esc_html__( 'Firm Bridge: Settings', 'firm-bridge' ) . '</h1>';
-		self::notice();
-		if ( self::plain_http_elsewhere( Firm_Bridge_Settings::url() ) ) {
-			echo '<div class="notice notice-warning firm-bridge-plain-http"><p>' . esc_html__( 'The bridge URL is plain http to another machine: login tokens and people\'s names would travel on the network unencrypted. Use https.', 'firm-bridge' ) . '</p></div>';
-		}
-		?>
-		<form method="post" action="<?php echo esc_url( admin_url( 'admin-post.php' ) ); ?>">
-			<input type="hidden" name="action" value="firm_bridge_save_settings" />
-			<?php wp_nonce_field( 'firm_bridge_save_settings' ); ?>
-			<table class="form-table" role="presentation">
-				<tr><th><label for="firm_bridge_url"><?php esc_html_e( 'Bridge URL', 'firm-bridge' ); ?></label></th>
-					<td><input type="url" class="regular-text" name="firm_bridge_url" id="firm_bridge_url" value="<?php echo esc_attr( Firm_Bridge_Settings::url() ); ?>" placeholder="https://bridge.firm.example" /></td></tr>
-				<tr><th><label for="firm_bridge_secret"><?php esc_html_e( 'Shared secret', 'firm-bridge' ); ?></label></th>
-					<td>
-						<?php if ( Firm_Bridge_Settings::secret_from_constant() ) : ?>
-							<p><?php esc_html_e( 'Set by FIRM_BRIDGE_SECRET in wp-config.php.', 'firm-bridge' ); ?></p>
-						<?php else : ?>
-							<input type="password" class="regular-text" name="firm_bridge_secret" id="firm_bridge_secret" value="" autocomplete="new-password" placeholder="<?php echo esc_attr( $has_secret ? __( 'Set. Leave blank to keep it.', 'firm-bridge' ) : __( 'Not set', 'firm-bridge' ) ); ?>" />
-							<p class="description"><?php esc_html_e( 'The bridge configuration\'s provisioning.shared_secret, at least 32 characters. It is never shown again.', 'firm-bridge' ); ?></p>
-						<?php endif; ?>
-					</td></tr>
-				<tr><th><label for="firm_bridge_homeserver"><?php esc_html_e( 'Homeserver address', 'firm-bridge' ); ?></label></th>
-					<td><input type="url" class="regular-text" name="firm_bridge_homeserver" id="firm_bridge_homeserver" value="<?php echo esc_attr( Firm_Bridge_Settings::homeserver() ); ?>" placeholder="https://matrix.firm.example" /></td></tr>
-			</table>
-			<p><?php esc_html_e( 'The homeserver checks Matrix logins against this site at:', 'firm-bridge' ); ?> <code><?php echo esc_html( rest_url( 'firm-bridge/v1/login-check' ) ); ?></code></p>
-			<?php submit_button( __( 'Save settings', 'firm-bridge' ) ); ?>
-		</form></div>
-		<?php
-	}
+	// --- settings (the screen is Firm_Bridge_Settings_Page) ----------------------------------
 
 	/**
 	 * Whether a URL is plain http to a host other than this machine.
@@ -307,47 +262,6 @@ final class Firm_Bridge_Admin {
 		}
 		$host = strtolower( trim( (string) wp_parse_url( $url, PHP_URL_HOST ), '[]' ) );
 		return ! ( 'localhost' === $host || '::1' === $host || 0 === strpos( $host, '127.' ) );
-	}
-
-	/**
-	 * @param string $value Submitted URL.
-	 * @return string|null Clean URL, '' for empty, null when invalid.
-	 */
-	private static function clean_url( $value ) {
-		$value = trim( $value );
-		if ( '' === $value ) {
-			return '';
-		}
-		$clean  = esc_url_raw( $value, array( 'http', 'https' ) );
-		$scheme = wp_parse_url( $clean, PHP_URL_SCHEME );
-		return ( '' !== $clean && in_array( $scheme, array( 'http', 'https' ), true ) && wp_parse_url( $clean, PHP_URL_HOST ) ) ? untrailingslashit( $clean ) : null;
-	}
-
-	/** Saves Settings. */
-	public static function handle_save_settings() {
-		self::guard( 'firm_bridge_save_settings' );
-		$url = self::clean_url( isset( $_POST['firm_bridge_url'] ) ? sanitize_text_field( wp_unslash( $_POST['firm_bridge_url'] ) ) : '' );
-		$hs  = self::clean_url( isset( $_POST['firm_bridge_homeserver'] ) ? sanitize_text_field( wp_unslash( $_POST['firm_bridge_homeserver'] ) ) : '' );
-		// The secret is taken as typed (not sanitized as text: any character is a valid key byte).
-		$secret = isset( $_POST['firm_bridge_secret'] ) ? trim( (string) wp_unslash( $_POST['firm_bridge_secret'] ) ) : ''; // phpcs:ignore WordPress.Security.ValidatedSanitizedInput.InputNotSanitized
-		if ( null === $url ) {
-			self::back( self::SETTINGS, 'url-invalid' );
-		}
-		if ( null === $hs ) {
-			self::back( self::SETTINGS, 'hs-invalid' );
-		}
-		if ( '' !== $secret && strlen( $secret ) < Firm_Bridge_Settings::MIN_SECRET ) {
-			self::back( self::SETTINGS, 'secret-short' );
-		}
-		update_option( Firm_Bridge_Settings::URL, $url );
-		update_option( Firm_Bridge_Settings::HOMESERVER, $hs );
-		if ( '' !== $secret && ! Firm_Bridge_Settings::secret_from_constant() ) {
-			Firm_Bridge_Settings::set_secret( $secret );
-		}
-		// Rows held back while the plugin was not configured can go now.
-		update_option( Firm_Bridge_Outbox::DOWN_UNTIL, 0 );
-		Firm_Bridge_Outbox::schedule_next();
-		self::back( self::SETTINGS, 'settings-saved' );
 	}
 
 	// --- restrictions ----------------------------------------------------------------------

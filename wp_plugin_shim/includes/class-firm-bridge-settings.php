@@ -22,6 +22,7 @@ final class Firm_Bridge_Settings {
 	const SECRET     = 'firm_bridge_secret';
 	const HOMESERVER = 'firm_bridge_homeserver';
 	const POLICY     = 'firm_bridge_policy';
+	const CHAT_PAGE  = 'firm_bridge_chat_page';
 	const TIMEOUT    = 'firm_bridge_timeout';
 	const RETRY_BASE = 'firm_bridge_retry_base';
 	const RETRY_MAX  = 'firm_bridge_retry_max';
@@ -47,6 +48,25 @@ final class Firm_Bridge_Settings {
 	/** @return string */
 	public static function homeserver() {
 		return untrailingslashit( (string) get_option( self::HOMESERVER, '' ) );
+	}
+
+	/** @return int The portal's chat page (0: none chosen). */
+	public static function chat_page() {
+		return absint( get_option( self::CHAT_PAGE, 0 ) );
+	}
+
+	/**
+	 * @param string $value Submitted URL.
+	 * @return string|null Clean URL without a trailing slash, '' for empty, null when invalid.
+	 */
+	public static function clean_url( $value ) {
+		$value = trim( sanitize_text_field( (string) $value ) );
+		if ( '' === $value ) {
+			return '';
+		}
+		$clean  = esc_url_raw( $value, array( 'http', 'https' ) );
+		$scheme = wp_parse_url( $clean, PHP_URL_SCHEME );
+		return ( '' !== $clean && in_array( $scheme, array( 'http', 'https' ), true ) && wp_parse_url( $clean, PHP_URL_HOST ) ) ? untrailingslashit( $clean ) : null;
 	}
 
 	/** @return bool Whether the secret comes from wp-config.php. */
