@@ -63,3 +63,5 @@ class Matter:
     room_id: str | None = None
     # person wp_id -> capacity
     assignments: dict[int, Capacity] = attrs.field(factory=dict)
+    # The ethical wall: people who may never be assigned.
+    walled_off: frozenset[int] = frozenset()

@@ -206,7 +206,7 @@ async def deactivate_person(conn: Connection, wp_id: int) -> dict[str, Any] | No
     if person is None:
         return None
     if not person.active:
-        return {"successor": None, "matters": [], "already_departed": True}
+        return {"successor": None, "matters": [], "walled_off": [], "already_departed": True}
     successor = None
     if person.supervisor_id is not None:
         sup = await get_person(conn, person.supervisor_id)
@@ -218,13 +218,18 @@ async def deactivate_person(conn: Connection, wp_id: int) -> dict[str, Any] | No
     )
     await mark_person_dirty(conn, wp_id)
     matters = []
+    walled: list[int] = []
     for row in await conn.fetch(
         "SELECT matter_id, capacity FROM matter_assignment WHERE person_id = $1 ORDER BY matter_id",
         wp_id,
     ):
         matters.append(row["matter_id"])
         capacity = Capacity(row["capacity"])
-        if successor is not None and capacity != Capacity.CLIENT:
+        if successor is not None and successor in await matter_wall(conn, row["matter_id"]):
+            # The partner who takes over is walled off from this matter: it passes to nobody
+            # (WordPress's hand-over does the same; the firm assigns someone else).
+            walled.append(row["matter_id"])
+        elif successor is not None and capacity != Capacity.CLIENT:
             # The partner takes the matter over in the departing person's place, unless already on it.
             taken = Capacity.ASSOCIATE if capacity == Capacity.PARALEGAL else capacity
             await conn.execute(
@@ -252,7 +257,12 @@ async def deactivate_person(conn: Connection, wp_id: int) -> dict[str, Any] | No
     await conn.execute(
         "UPDATE person SET supervisor_id = $2 WHERE supervisor_id = $1", wp_id, successor
     )
-    return {"successor": successor, "matters": matters, "already_departed": False}
+    return {
+        "successor": successor,
+        "matters": matters,
+        "walled_off": walled,
+        "already_departed": False,
+    }
 
 
 async def get_matter(conn: Connection, wp_id: int) -> Matter | None:
@@ -271,7 +281,13 @@ async def get_matter(conn: Connection, wp_id: int) -> Matter | None:
         alias_localpart=row["alias_localpart"],
         room_id=row["room_id"],
         assignments={r["person_id"]: Capacity(r["capacity"]) for r in rows},
+        walled_off=await matter_wall(conn, wp_id),
     )
+
+
+async def matter_wall(conn: Connection, wp_id: int) -> frozenset[int]:
+    rows = await conn.fetch("SELECT person_id FROM matter_wall WHERE matter_id = $1", wp_id)
+    return frozenset(r["person_id"] for r in rows)
 
 
 async def matter_sync_row(conn: Connection, wp_id: int) -> Any:
@@ -291,6 +307,13 @@ async def upsert_matter(
         Capacity.PARALEGAL: "paralegals",
     }
     people = await get_people(conn, list(data.assignments))
+    held_wall = await matter_wall(conn, wp_id)
+    wall = held_wall if data.walled_off is None else frozenset(data.walled_off)
+    if data.walled_off is not None:
+        walled = await get_people(conn, list(data.walled_off))
+        for i, pid in enumerate(data.walled_off):
+            if pid not in walled:
+                raise BadField(f"walled_off[{i}]", f"no person with WordPress id {pid}")
     for capacity in Capacity:
         ids = [pid for pid, c in data.assignments.items() if c == capacity]
         for i, pid in enumerate(ids):
@@ -303,6 +326,16 @@ async def upsert_matter(
                 raise BadField(name, f"person {pid} has departed")
             if not policy.may_hold_capacity(person.role, capacity):
                 raise BadField(name, f"person {pid} is a {person.role.value}")
+            # The ethical wall, whatever WordPress's own checks let through. Lifting a wall
+            # and assigning the person are two requests, never one.
+            if pid in wall:
+                raise BadField(name, f"person {pid} is walled off from this matter")
+            if pid in held_wall:
+                raise BadField(
+                    name,
+                    f"person {pid} is walled off from this matter until this request:"
+                    " lift the wall in a request of its own first",
+                )
     old = await get_matter(conn, wp_id)
     if old is None and Capacity.CLIENT not in data.assignments.values():
         # A matter is opened for a client. Later it may have none (its client departed) and
@@ -312,6 +345,7 @@ async def upsert_matter(
     await save_matter_retention(conn, wp_id, data, time.time())
     if old is not None and bool(held) != bool(data.legal_hold):
         await bump_generation(conn)  # the homeserver module refuses redactions under a hold
+    wall_changed = wall != held_wall
     if old is None:
         alias = f"{alias_prefix}{slug(data.number, str(wp_id))}"
         if await conn.fetchval("SELECT 1 FROM matter WHERE alias_localpart = $1", alias):
@@ -337,6 +371,9 @@ async def upsert_matter(
             data.assignments,
         )
         if same:
+            if wall_changed:
+                await _save_wall(conn, wp_id, wall)
+                return await _matter(conn, wp_id), True
             return old, False
         await conn.execute(
             "UPDATE matter SET number = $2, title = $3, privileged = $4, status = $5"
@@ -357,9 +394,23 @@ async def upsert_matter(
             pid,
             capacity.value,
         )
+    if wall_changed:
+        await _save_wall(conn, wp_id, wall)
+    return await _matter(conn, wp_id), changed
+
+
+async def _matter(conn: Connection, wp_id: int) -> Matter:
     matter = await get_matter(conn, wp_id)
     assert matter is not None
-    return matter, changed
+    return matter
+
+
+async def _save_wall(conn: Connection, wp_id: int, wall: frozenset[int]) -> None:
+    await conn.execute("DELETE FROM matter_wall WHERE matter_id = $1", wp_id)
+    for pid in sorted(wall):
+        await conn.execute(
+            "INSERT INTO matter_wall (matter_id, person_id) VALUES ($1, $2)", wp_id, pid
+        )
 
 
 async def claim_request_id(conn: Connection, request_id: str, now: float, window: float) -> bool:

@@ -197,3 +197,14 @@ async def upgrade_v8(conn: Connection, scheme: Scheme) -> None:
             room_version TEXT NOT NULL
         )
     """)
+
+
+@upgrade_table.register(description="Ethical walls: people who may never be assigned to a matter")  # type: ignore[call-arg, arg-type]
+async def upgrade_v9(conn: Connection, scheme: Scheme) -> None:
+    await conn.execute("""
+        CREATE TABLE matter_wall (
+            matter_id BIGINT NOT NULL REFERENCES matter(wp_id) ON DELETE CASCADE,
+            person_id BIGINT NOT NULL REFERENCES person(wp_id) ON DELETE CASCADE,
+            PRIMARY KEY (matter_id, person_id)
+        )
+    """)

@@ -187,10 +187,11 @@ class ProvisioningAPI:
             generation = await store.generation(conn)
         if not departure["already_departed"]:
             log.info(
-                "Person %s departed; %d matter(s) pass to %s",
+                "Person %s departed; %d matter(s) pass to %s (%d not: walled off)",
                 wp_id,
                 len(departure["matters"]),
                 departure["successor"],
+                len(departure["walled_off"]),
             )
             self.reconciler.notify([(PERSON, wp_id)])
             await self._homeserver_holds(wp_id, generation)
@@ -255,7 +256,7 @@ class ProvisioningAPI:
         async with transaction(self.db) as conn:
             await self._claim(conn, rid)
             try:
-                _, changed = await store.upsert_matter(
+                matter, changed = await store.upsert_matter(
                     conn, wp_id, data, self.policy.value, self.alias_prefix
                 )
             except BadField as e:
@@ -263,10 +264,11 @@ class ProvisioningAPI:
             result = await self._matter_view(conn, wp_id)
         if changed:
             log.info(
-                "Matter %s updated (%s, %d assigned)",
+                "Matter %s updated (%s, %d assigned, %d walled off)",
                 wp_id,
                 data.status.value,
                 len(data.assignments),
+                len(matter.walled_off),
             )
             self.reconciler.notify([(MATTER, wp_id)])
         return result
@@ -296,6 +298,7 @@ class ProvisioningAPI:
             "room_id": matter.room_id,
             "alias": f"#{matter.alias_localpart}:{self.domain}",
             "assignments": _assignments(matter, people, self._mxid),
+            "walled_off": sorted(matter.walled_off),
             "members": sorted(members),
             "power_levels": self.policy.value.matter_power_levels(members, matter.status),
             "sync": _sync(await store.matter_sync_row(conn, wp_id)),

@@ -42,6 +42,9 @@ class MatterInput:
     retention_closed_days: float | None = None
     retention_media_days: float | None = None
     legal_hold: bool = False
+    # An ethical wall: people who may never be assigned to the matter. None (the field left
+    # out, or null) keeps the wall the bridge holds; a list replaces it.
+    walled_off: tuple[int, ...] | None = None
 
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
@@ -124,6 +127,7 @@ MATTER_FIELDS = {
     "retention_closed_days",
     "retention_media_days",
     "legal_hold",
+    "walled_off",
 }
 
 
@@ -186,6 +190,7 @@ def parse_matter(raw: Any) -> MatterInput:
         retention_closed_days=_days(body, "retention_closed_days"),
         retention_media_days=_days(body, "retention_media_days"),
         legal_hold=_bool(body, "legal_hold", default=False),
+        walled_off=None if body.get("walled_off") is None else _ids(body, "walled_off"),
     )
 
 
