@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import secrets
+from urllib.parse import quote
 
 from playwright.async_api import Browser
 
 from .conftest import WpFirm
-from .wp_browser import assert_accessible, logged_in, without_widget
+from .wp_browser import assert_accessible, logged_in
+from .wp_harness import WordPressSite
 
 PRIVILEGED_TITLE = "Acme merger (privileged strategy)"
 
@@ -78,8 +80,8 @@ async def test_portal_lists_the_rooms_each_person_is_in(
             wp.login(name),
             passwords[name],
             f"portal-{name}",
+            widget=False,
         ) as (page, _):
-            await without_widget(page)
             response = await page.goto(portal)
             assert response is not None and response.status == 200
             served = await page.content()
@@ -105,11 +107,56 @@ async def test_portal_lists_the_rooms_each_person_is_in(
         wp.login("lou"),
         passwords["lou"],
         "portal-lou-after",
+        widget=False,
     ) as (page, _):
-        await without_widget(page)
         await page.goto(portal)
         listed = json.loads(
             await page.locator("div.firm-chat[data-matters]").get_attribute("data-matters") or ""
         )
         assert listed == []
         assert "not in any matter" in await page.locator(".firm-chat__note").inner_text()
+
+
+async def test_people_land_on_the_chat_page_after_login(
+    site: WordPressSite, chromium_browser: Browser
+) -> None:
+    status, data = await site.rest(
+        "POST",
+        "/wp/v2/pages",
+        {
+            "title": f"Secure chat {secrets.token_hex(3)}",
+            "content": "[firm_chat]",
+            "status": "publish",
+        },
+    )
+    assert status == 201, data
+    chat, chat_url = data["id"], data["link"]
+    status, data = await site.rest(
+        "POST", "/wp/v2/pages", {"title": "Fees", "content": "Our fees", "status": "publish"}
+    )
+    other_url = data["link"]
+    await site.php(f"update_option('firm_bridge_chat_page', {chat}); return true;")
+    try:
+        for role, lands in (
+            ("firm_client", chat_url),
+            ("firm_paralegal", chat_url),
+            ("firm_assistant", chat_url),
+            # Partners manage matters in wp-admin: WordPress's own destination.
+            ("firm_partner", site.url + "/wp-admin/profile.php"),
+        ):
+            login, password = f"l{secrets.token_hex(4)}", secrets.token_urlsafe(16)
+            await site.create_user(login, role, password=password)
+            async with logged_in(
+                chromium_browser, site, login, password, f"landing-{role}", widget=False
+            ) as (page, _):
+                assert page.url == lands, (role, page.url)
+                # A link the person followed keeps its destination.
+                await page.context.clear_cookies()
+                await page.goto(f"{site.url}/wp-login.php?redirect_to={quote(other_url)}")
+                await page.fill("#user_login", login)
+                await page.fill("#user_pass", password)
+                async with page.expect_navigation():
+                    await page.click("#wp-submit")
+                assert page.url == other_url, (role, page.url)
+    finally:
+        await site.php("update_option('firm_bridge_chat_page', 0); return true;")

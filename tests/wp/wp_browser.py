@@ -41,13 +41,17 @@ async def logged_in(
     name: str,
     allow_console: tuple[str, ...] = (),
     width: int = 1280,
+    widget: bool = True,
 ) -> AsyncIterator[tuple[Page, PageWatch]]:
     """A fresh browser context with `login` signed in; on leaving, the page must have been clean
     (no console error, no exception, nothing fetched from another origin). Screenshots at 1280
-    and 375 px go to test-artifacts/ when the block fails."""
+    and 375 px go to test-artifacts/ when the block fails. With `widget=False` the portal
+    widget's files are answered empty (see `without_widget`)."""
     context = await browser.new_context(viewport={"width": width, "height": 900})
     context.set_default_timeout(DEFAULT_TIMEOUT_MS)
     page = await context.new_page()
+    if not widget:
+        await without_widget(page)
     watch = await PageWatch.attach(page, origins=[site.url], allow_console=allow_console)
     try:
         async with artifacts_on_failure(page, name):
