@@ -35,6 +35,7 @@ require_once __DIR__ . '/includes/class-firm-bridge-matters-controller.php';
 require_once __DIR__ . '/includes/class-firm-bridge-sync.php';
 require_once __DIR__ . '/includes/class-firm-bridge-admin.php';
 require_once __DIR__ . '/includes/class-firm-bridge-settings-page.php';
+require_once __DIR__ . '/includes/class-firm-bridge-restrictions-page.php';
 require_once __DIR__ . '/includes/class-firm-bridge-landing.php';
 require_once __DIR__ . '/includes/class-firm-bridge-rest.php';
 require_once __DIR__ . '/includes/class-firm-bridge-login-check.php';
@@ -65,6 +66,7 @@ final class Firm_Bridge_Plugin {
 		Firm_Bridge_Outbox::hooks();
 		Firm_Bridge_Admin::hooks();
 		Firm_Bridge_Settings_Page::hooks();
+		Firm_Bridge_Restrictions_Page::hooks();
 		Firm_Bridge_Landing::hooks();
 		Firm_Bridge_Rest::hooks();
 		Firm_Bridge_Login_Check::hooks();

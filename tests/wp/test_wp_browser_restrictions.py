@@ -4,12 +4,13 @@ before anything is saved, naming the field; one the bridge refuses is not kept e
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from conftest import SECRET
 from playwright.async_api import Browser, Page
 
 from .conftest import WpFirm
-from .wp_browser import logged_in
+from .wp_browser import assert_accessible, logged_in
 from .wp_harness import php_literal
 
 SCREEN = "/wp-admin/admin.php?page=firm-bridge-restrictions"
@@ -75,3 +76,70 @@ async def test_refused_role_table_is_not_saved(wp: WpFirm, chromium_browser: Bro
         assert "notice-success" in notice and "uses it now" in notice, notice
         assert json.loads(await site.php(stored))["roles"]["client"]["power_level"] == 12
         assert (await bridge_table(wp))["roles"]["client"]["power_level"] == 12
+
+
+async def test_role_table_grid(wp: WpFirm, chromium_browser: Browser, tmp_path: Path) -> None:
+    """The table as a form: no JSON to type, every rule explained, a refusal names the role and
+    field and marks it; the JSON stays available to export."""
+    site = wp.site
+    await site.php(
+        "delete_option('firm_bridge_policy'); Firm_Bridge_Settings::install(); return true;"
+    )
+    async with logged_in(chromium_browser, site, "admin", site.admin_password, "grid") as (
+        page,
+        _,
+    ):
+        await page.goto(site.url + SCREEN)
+        # WordPress has none saved: the bridge's table is shown, and the screen says so.
+        assert "the table the bridge uses now" in await page.locator(".notice-info").inner_text()
+        await assert_accessible(page, "#wpbody-content")
+        level = page.get_by_label("Client: power level")
+        assert await level.input_value() == "10"
+        firm = page.get_by_label("Associate may talk with: Everyone at the firm")
+        assert not await firm.is_checked()
+        assert await page.get_by_label("Paralegal: matter rooms").input_value() == (
+            "assigned_non_privileged"
+        )
+        help_text = await page.locator(".firm-bridge-rules").inner_text()
+        assert "Every partner, associate, paralegal and legal assistant." in help_text
+
+        # An empty level: refused, naming the role and the field, which is marked.
+        await level.fill("")
+        async with page.expect_navigation():
+            await page.get_by_role("button", name="Save and send to the bridge").click()
+        notice = await page.locator(".wrap .notice-error").first.inner_text()
+        assert "Client, power level" in notice and "roles.client.power_level" in notice, notice
+        level = page.get_by_label("Client: power level")
+        assert await level.get_attribute("aria-invalid") == "true"
+        assert await site.php("return get_option('firm_bridge_policy');") == ""
+
+        # Corrected, with a rule ticked: saved, and the bridge uses it.
+        await level.fill("15")
+        await page.get_by_label("Associate may talk with: Everyone at the firm").check()
+        await page.get_by_label("Largest group conversation").fill("6")
+        async with page.expect_navigation():
+            await page.get_by_role("button", name="Save and send to the bridge").click()
+        assert "uses it now" in await page.locator(".wrap .notice-success").inner_text()
+        table = await bridge_table(wp)
+        assert table["roles"]["client"]["power_level"] == 15 and table["max_group_size"] == 6
+        assert "firm_members" in table["roles"]["associate"]["conversations"]
+        assert await page.get_by_label("Associate may talk with: Everyone at the firm").is_checked()
+        # The same table, as JSON, to copy or download.
+        exported = json.loads(await page.get_by_label("The role table as JSON").input_value())
+        assert exported["roles"]["client"]["power_level"] == 15
+        async with page.expect_download() as info:
+            await page.get_by_role("link", name="Download as a file").click()
+        path = tmp_path / "table.json"
+        await (await info.value).save_as(path)
+        assert json.loads(path.read_text())["max_group_size"] == 6
+        await assert_accessible(page, "#wpbody-content")
+
+    # The narrow screen: the grid scrolls inside its box, the page does not.
+    async with logged_in(
+        chromium_browser, site, "admin", site.admin_password, "grid-375", width=375
+    ) as (page, _):
+        await page.goto(site.url + SCREEN)
+        overflow = await page.evaluate(
+            "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, overflow

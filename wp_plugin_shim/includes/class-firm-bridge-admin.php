@@ -44,7 +44,8 @@ final class Firm_Bridge_Admin {
 	 */
 	public static function hooks() {
 		add_action( 'admin_menu', array( __CLASS__, 'menu' ) );
-		foreach ( array( 'save_policy', 'load_policy', 'resync', 'deliver', 'resend' ) as $action ) {
+		add_action( 'admin_enqueue_scripts', array( __CLASS__, 'assets' ) );
+		foreach ( array( 'resync', 'deliver', 'resend' ) as $action ) {
 			add_action( 'admin_post_firm_bridge_' . $action, array( __CLASS__, 'handle_' . $action ) );
 		}
 	}
@@ -56,7 +57,22 @@ final class Firm_Bridge_Admin {
 		add_menu_page( __( 'Firm Bridge', 'firm-bridge' ), __( 'Firm Bridge', 'firm-bridge' ), Firm_Bridge_Roles::MANAGE, self::SLUG, array( __CLASS__, 'outbox_page' ), 'dashicons-shield' );
 		add_submenu_page( self::SLUG, __( 'Outbox', 'firm-bridge' ), __( 'Outbox', 'firm-bridge' ), Firm_Bridge_Roles::MANAGE, self::SLUG, array( __CLASS__, 'outbox_page' ) );
 		add_submenu_page( self::SLUG, __( 'Settings', 'firm-bridge' ), __( 'Settings', 'firm-bridge' ), Firm_Bridge_Roles::MANAGE, self::SETTINGS, array( 'Firm_Bridge_Settings_Page', 'page' ) );
-		add_submenu_page( self::SLUG, __( 'Restrictions', 'firm-bridge' ), __( 'Restrictions', 'firm-bridge' ), Firm_Bridge_Roles::MANAGE, self::RESTRICTIONS, array( __CLASS__, 'restrictions_page' ) );
+		add_submenu_page( self::SLUG, __( 'Restrictions', 'firm-bridge' ), __( 'Restrictions', 'firm-bridge' ), Firm_Bridge_Roles::MANAGE, self::RESTRICTIONS, array( 'Firm_Bridge_Restrictions_Page', 'page' ) );
+	}
+
+	/**
+	 * The plugin's styles and scripts, on its own screens and the core screens it adds to.
+	 *
+	 * @param string $hook Admin page.
+	 */
+	public static function assets( $hook ) {
+		$screen = function_exists( 'get_current_screen' ) ? get_current_screen() : null;
+		$ours   = false !== strpos( (string) $hook, self::SLUG )
+			|| in_array( $hook, array( 'users.php', 'user-edit.php', 'profile.php', 'user-new.php', 'tools.php', 'erase-personal-data.php' ), true )
+			|| ( $screen && Firm_Bridge_Matters::POST_TYPE === $screen->post_type );
+		if ( $ours ) {
+			wp_enqueue_style( 'firm-bridge-admin', plugins_url( 'assets/admin.css', FIRM_BRIDGE_FILE ), array(), FIRM_BRIDGE_VERSION );
+		}
 	}
 
 	// --- shared ----------------------------------------------------------------------------
@@ -66,7 +82,7 @@ final class Firm_Bridge_Admin {
 	 *
 	 * @param string $nonce_action Nonce action.
 	 */
-	private static function guard( $nonce_action ) {
+	public static function guard( $nonce_action ) {
 		if ( ! current_user_can( Firm_Bridge_Roles::MANAGE ) ) {
 			wp_die( esc_html__( 'You may not change the Firm Bridge.', 'firm-bridge' ), esc_html__( 'Forbidden', 'firm-bridge' ), array( 'response' => 403 ) );
 		}
@@ -78,7 +94,7 @@ final class Firm_Bridge_Admin {
 	 * @param string      $notice Notice code.
 	 * @param string|null $detail Extra text for this user's next page view.
 	 */
-	private static function back( $page, $notice, $detail = null ) {
+	public static function back( $page, $notice, $detail = null ) {
 		if ( null !== $detail ) {
 			set_transient( 'firm_bridge_detail_' . get_current_user_id(), $detail, 60 );
 		}
@@ -97,7 +113,7 @@ final class Firm_Bridge_Admin {
 	/**
 	 * Prints the notice named in the URL, and this user's detail text.
 	 */
-	private static function notice() {
+	public static function notice() {
 		$code = isset( $_GET['firm_bridge_notice'] ) ? sanitize_key( $_GET['firm_bridge_notice'] ) : ''; // phpcs:ignore WordPress.Security.NonceVerification
 		if ( ! isset( self::NOTICES[ $code ] ) ) {
 			return;
@@ -262,92 +278,5 @@ final class Firm_Bridge_Admin {
 		}
 		$host = strtolower( trim( (string) wp_parse_url( $url, PHP_URL_HOST ), '[]' ) );
 		return ! ( 'localhost' === $host || '::1' === $host || 0 === strpos( $host, '127.' ) );
-	}
-
-	// --- restrictions ----------------------------------------------------------------------
-
-	/**
-	 * The Restrictions screen: the role table as JSON, sent to the bridge on save.
-	 */
-	public static function restrictions_page() {
-		if ( ! current_user_can( Firm_Bridge_Roles::MANAGE ) ) {
-			wp_die( esc_html__( 'You may not change the Firm Bridge.', 'firm-bridge' ), 403 );
-		}
-		$draft  = get_transient( 'firm_bridge_policy_draft_' . get_current_user_id() );
-		$policy = Firm_Bridge_Settings::policy();
-		$text   = is_string( $draft ) ? $draft : ( null === $policy ? '' : Firm_Bridge_Policy_Doc::pretty( $policy ) );
-		$row    = Firm_Bridge_Outbox::latest( 'policy', 0 );
-		echo '<div class="wrap"><h1>' . esc_html__( 'Firm Bridge: Restrictions', 'firm-bridge' ) . '</h1>';
-		self::notice();
-		echo '<p>' . esc_html__( 'The firm\'s role table: each role\'s power level in matter rooms, which matter rooms it joins, and with whom it may hold conversations. The bridge checks the table and names any problem; the homeserver enforces it.', 'firm-bridge' ) . '</p>';
-		if ( $row ) {
-			echo '<p>' . esc_html( sprintf( /* translators: 1: status, 2: answer */ __( 'Last sent: %1$s %2$s', 'firm-bridge' ), $row['status'], (string) $row['last_error'] ) ) . '</p>';
-		}
-		?>
-		<form method="post" action="<?php echo esc_url( admin_url( 'admin-post.php' ) ); ?>">
-			<input type="hidden" name="action" value="firm_bridge_save_policy" />
-			<?php wp_nonce_field( 'firm_bridge_save_policy' ); ?>
-			<textarea name="firm_bridge_policy" rows="30" class="large-text code" spellcheck="false"><?php echo esc_textarea( $text ); ?></textarea>
-			<?php submit_button( __( 'Save and send to the bridge', 'firm-bridge' ) ); ?>
-		</form>
-		<?php
-		self::button( 'firm_bridge_load_policy', __( 'Load the table the bridge uses now', 'firm-bridge' ), array(), 'firm_bridge_load_policy' );
-		echo '</div>';
-	}
-
-	/**
-	 * Saves the role table once it passes the bridge's rules, and sends it at once. The firm's
-	 * table changes only when the bridge took it or could not be asked: a table the bridge
-	 * refuses is not kept, and what was typed stays in the form to be corrected.
-	 */
-	public static function handle_save_policy() {
-		self::guard( 'firm_bridge_save_policy' );
-		$text   = isset( $_POST['firm_bridge_policy'] ) ? (string) wp_unslash( $_POST['firm_bridge_policy'] ) : ''; // phpcs:ignore WordPress.Security.ValidatedSanitizedInput.InputNotSanitized -- parsed as JSON, never printed unescaped.
-		$parsed = Firm_Bridge_Policy_Doc::parse( $text );
-		if ( null === $parsed['policy'] ) {
-			self::keep_policy_draft( $text );
-			self::back( self::RESTRICTIONS, 'policy-invalid', $parsed['error'] );
-		}
-		self::send_policy( $parsed['policy'], $text );
-	}
-
-	/**
-	 * Sends a checked table now and keeps it as the firm's unless the bridge refused it.
-	 *
-	 * @param array  $policy Checked table.
-	 * @param string $draft  What the form showed, kept when refused.
-	 */
-	private static function send_policy( array $policy, $draft ) {
-		$id = Firm_Bridge_Sync::enqueue_policy( $policy );
-		Firm_Bridge_Outbox::deliver( 10 );
-		$row = Firm_Bridge_Outbox::row( (int) $id );
-		if ( $row && 'failed' === $row['status'] ) {
-			self::keep_policy_draft( $draft );
-			self::back( self::RESTRICTIONS, 'policy-refused', (string) $row['last_error'] );
-		}
-		Firm_Bridge_Settings::set_policy( $policy );
-		delete_transient( 'firm_bridge_policy_draft_' . get_current_user_id() );
-		if ( $row && 'delivered' === $row['status'] ) {
-			self::back( self::RESTRICTIONS, 'policy-saved' );
-		}
-		self::back( self::RESTRICTIONS, 'policy-queued', $row && $row['last_error'] ? (string) $row['last_error'] : null );
-	}
-
-	/**
-	 * @param string $text What the form held, shown again for this user.
-	 */
-	private static function keep_policy_draft( $text ) {
-		set_transient( 'firm_bridge_policy_draft_' . get_current_user_id(), $text, 600 );
-	}
-
-	/** Loads the bridge's current table into the editor (not sent). */
-	public static function handle_load_policy() {
-		self::guard( 'firm_bridge_load_policy' );
-		$result = Firm_Bridge_Client::send( 'GET', '/_firm/v1/policy', '', Firm_Bridge_Client::request_id() );
-		if ( 200 !== $result['status'] || ! is_array( $result['json'] ) || ! isset( $result['json']['policy'] ) || ! is_array( $result['json']['policy'] ) ) {
-			self::back( self::RESTRICTIONS, 'policy-unloaded', (string) $result['error'] );
-		}
-		set_transient( 'firm_bridge_policy_draft_' . get_current_user_id(), Firm_Bridge_Policy_Doc::pretty( $result['json']['policy'] ), 600 );
-		self::back( self::RESTRICTIONS, 'policy-loaded' );
 	}
 }
