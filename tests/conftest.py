@@ -28,6 +28,9 @@ DOMAIN = "firm.test"
 PG_DSN = os.environ.get("FIRM_TEST_PG", "postgres://postgres@127.0.0.1:5432")
 SECRET = secrets.token_urlsafe(48)
 MODULE_SECRET = secrets.token_urlsafe(48)
+# No request of the tests' waits longer than this for the homeserver (aiohttp's default, 300 s,
+# is pytest-timeout's own: a hung request would end the test with no word of which one).
+REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=60)
 
 
 def module_config(bridge_port: int, **module: Any) -> dict:
@@ -93,7 +96,7 @@ class Homeserver:
 
     async def admin_get(self, path: str) -> Any:
         async with (
-            aiohttp.ClientSession() as s,
+            aiohttp.ClientSession(timeout=REQUEST_TIMEOUT) as s,
             s.get(self.url + path, headers={"Authorization": f"Bearer {self.admin_token}"}) as r,
         ):
             assert r.status == 200, (path, r.status, await r.text())
@@ -105,7 +108,7 @@ class Homeserver:
         """A request with the appservice token, optionally as one of its users."""
         params = {"user_id": user_id} if user_id else {}
         async with (
-            aiohttp.ClientSession() as s,
+            aiohttp.ClientSession(timeout=REQUEST_TIMEOUT) as s,
             s.request(
                 method,
                 self.url + path,
@@ -148,11 +151,31 @@ def running_homeserver(work: Path, **module: Any) -> Iterator[Homeserver]:
         extra_config=module_config(port, **module),
     )
     server.start()
+    _LIVE_HOMESERVERS.append(server)
     try:
         admin = server.register_user("_admin", secrets.token_urlsafe(16), admin=True)
         yield Homeserver(server, port, reg_path, admin)
     finally:
+        _LIVE_HOMESERVERS.remove(server)
         server.stop()
+
+
+# Homeservers running now: a failed test's report carries the end of their logs, so a request
+# that hung (or a refusal nobody expected) can be read after the run, whose folders are gone.
+_LIVE_HOMESERVERS: list[SynapseServer] = []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
+    report = yield
+    if report.failed:
+        for server in _LIVE_HOMESERVERS:
+            try:
+                lines = server.log_path.read_text(errors="replace").splitlines()[-80:]
+            except OSError:
+                continue
+            report.sections.append((f"homeserver {server.base_url} log (end)", "\n".join(lines)))
+    return report
 
 
 @pytest.fixture(scope="session")
