@@ -188,6 +188,7 @@ class Demo:
             registration_paths=[self.reg_path],
             port=self.hs_port,
             extra_config={"modules": [module]},
+            login_limits=True,  # the firm's rc_login (the tests' own Synapse keeps none)
         )
         try:
             server.start()

@@ -477,7 +477,8 @@ class Reconciler:
             "pairs": [{"people": [a, b], "reason": why} for a, b, why in pairs],
         }
         async with transaction(self.db) as conn:
-            await add_pending(conn, [note_row("conversation_removal", "reconciler", detail, room_id)])
+            note = note_row("conversation_removal", "reconciler", detail, room_id)
+            await add_pending(conn, [note])
         log.info(
             "Removed %s from conversation %s: the role table no longer allows %d pair(s) in it",
             ", ".join(leaving),

@@ -7,7 +7,7 @@ import logging
 import os
 import secrets
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from bridge import registration as reg
 from bridge.app import Bridge, setup_logging
 from bridge.config import Config, parse
 from bridge.devtools.client import ProvisioningClient
-from bridge.devtools.synapse import SynapseServer, free_port
+from bridge.devtools.synapse import SynapseServer, deep_merge, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DOMAIN = "firm.test"
@@ -132,14 +132,22 @@ class Homeserver:
 
 
 @contextmanager
-def running_homeserver(work: Path, **module: Any) -> Iterator[Homeserver]:
-    """A real Synapse in `work` with the firm's policy module (extra settings: `module`), an
-    appservice registration for a bridge on a port of its own (not started here) and an admin
+def running_homeserver(
+    work: Path,
+    homeserver_yaml: dict | None = None,
+    edit_registration: Callable[[Path], None] | None = None,
+    **module: Any,
+) -> Iterator[Homeserver]:
+    """A real Synapse in `work` with the firm's policy module (extra settings: `module`; more
+    homeserver.yaml: `homeserver_yaml`), an appservice registration for a bridge on a port of its
+    own (not started here; `edit_registration` may change the file first) and an admin
     account."""
     port = free_port()
     reg_path = work / "registration.yaml"
     config = parse(bridge_config_data(port, "http://127.0.0.1:1", "sqlite:unused"), work / "c.yaml")
     reg.write(config, reg_path)
+    if edit_registration is not None:
+        edit_registration(reg_path)
     hs_port = free_port()
     while hs_port == port:  # both are picked before either listens
         hs_port = free_port()
@@ -148,7 +156,7 @@ def running_homeserver(work: Path, **module: Any) -> Iterator[Homeserver]:
         server_name=DOMAIN,
         registration_paths=[reg_path],
         port=hs_port,
-        extra_config=module_config(port, **module),
+        extra_config=deep_merge(module_config(port, **module), homeserver_yaml or {}),
     )
     server.start()
     _LIVE_HOMESERVERS.append(server)

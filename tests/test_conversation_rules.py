@@ -1,8 +1,8 @@
 """Conversations outside matters follow the relationship that allowed them (from a penetration
 test): when an attorney is taken off a client's matters, their direct conversation stops at once
 (the homeserver module refuses sends between the pair) and the reconciler removes them from each
-other (the room and its history stay; the audit records the removal). Redactions: nothing of a matter
-on legal hold, and never a room's encryption."""
+other (the room and its history stay; the audit records the removal). Redactions: nothing of a
+matter on legal hold, and never a room's encryption."""
 
 from __future__ import annotations
 
@@ -143,9 +143,10 @@ async def test_redactions_under_legal_hold_and_of_encryption(firm: Firm) -> None
     pat, cal = who(firm, "pat"), who(firm, "cal")
 
     async def redact(room_id: str, event_id: str, user: str) -> tuple[int, dict]:
+        path = f"/_matrix/client/v3/rooms/{quote(room_id)}/redact/{quote(event_id)}"
         return await firm.hs.as_request(
             "PUT",
-            f"/_matrix/client/v3/rooms/{quote(room_id)}/redact/{quote(event_id)}/{uuid.uuid4().hex}",
+            f"{path}/{uuid.uuid4().hex}",
             {"reason": "typo"},
             user_id=user,
         )

@@ -431,8 +431,12 @@ class FirmPolicyModule:
         """A global display name is the firm's. enable_set_displayname: false refuses people's
         own changes once they have a name; this puts back one that got through anyway (a
         homeserver without that setting, or a person whose profile had no name yet)."""
-        if by_admin or deactivation or self.view is None or user_id not in self.view.people:
-            return  # the module's own renames for the bridge, operators', and non-firm users
+        if by_admin or deactivation:
+            return  # the module's own renames for the bridge, and operators'
+        if self.view is None or user_id not in self.view.people:
+            await self.refresh()  # someone the bridge made just now, perhaps
+        if self.view is None or user_id not in self.view.people:
+            return  # not one of the firm's people
         if await self._shows_firm_name(user_id, profile.display_name):
             return
         person = self.view.people.get(user_id)
