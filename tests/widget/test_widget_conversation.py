@@ -122,7 +122,7 @@ async def test_conversation(portal: Portal, chromium_browser: Browser) -> None:
             )
             assert status == 200 and event["content"] == {}, event
 
-            # Back through history: a reload syncs the latest 30 events only (48 were sent),
+            # Back through history: a reload syncs the latest 20 events only (48 were sent),
             # scrolling up brings the rest.
             await page.reload()
             await first.click()

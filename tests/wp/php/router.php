@@ -5,6 +5,16 @@
  */
 $root = rtrim( $_SERVER['DOCUMENT_ROOT'], '/' );
 $path = urldecode( (string) parse_url( $_SERVER['REQUEST_URI'], PHP_URL_PATH ) );
+// The portal widget's built files, as the README's nginx/Apache lines serve them: hashed names
+// kept for a year, the wasm as application/wasm.
+if ( preg_match( '#/widget/dist/[A-Za-z0-9_-]+\.(js|css|wasm)$#', $path, $m ) && is_file( $root . $path ) ) {
+	$types = array( 'js' => 'text/javascript', 'css' => 'text/css', 'wasm' => 'application/wasm' );
+	header( 'Content-Type: ' . $types[ $m[1] ] );
+	header( 'Cache-Control: public, max-age=31536000, immutable' );
+	header( 'Content-Length: ' . filesize( $root . $path ) );
+	readfile( $root . $path );
+	return true;
+}
 if ( '/' !== $path && file_exists( $root . $path ) ) {
 	return false;
 }

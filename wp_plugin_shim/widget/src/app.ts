@@ -2,6 +2,7 @@
 // rooms and timeline views. Everything the homeserver or other clients send is shown as text.
 import {
   ClientEvent,
+  Filter,
   HttpApiEvent,
   type MatrixClient,
   type MatrixError,
@@ -135,7 +136,29 @@ export class ChatApp implements KeyUi {
       this.watch(client);
       await initAsync(new URL(`./${__WASM_FILE__}`, import.meta.url));
       await client.initRustCrypto({ cryptoDatabasePrefix: storage.cryptoPrefix(signedIn.userId) });
-      await client.startClient({ lazyLoadMembers: true, initialSyncLimit: 30 });
+      // Synapse keeps each /sync answer for two minutes, keyed by the request (the SDK's cache
+      // buster is not part of the key): a reload on this device within that time would get the
+      // last page's answers again, one stale step at a time. Slightly different parameters per
+      // page load keep this page's requests its own.
+      const jitter = Math.floor(Math.random() * 1000);
+      // No presence either way: the widget shows none, and each change would wake every open
+      // page's sync (idle pages should cost a request per poll, nothing more).
+      const filter = new Filter(signedIn.userId);
+      filter.setDefinition({
+        presence: { not_types: ["*"] },
+        room: {
+          timeline: { unread_thread_notifications: true },
+          state: { lazy_load_members: true },
+          ephemeral: { types: ["m.receipt", "m.typing"] },
+        },
+      });
+      await client.startClient({
+        filter,
+        disablePresence: true,
+        lazyLoadMembers: true,
+        initialSyncLimit: 20 + (jitter % 5),
+        pollTimeout: 30000 + jitter,
+      });
       await this.firstSync(client);
       this.setStatus("");
       this.rooms = new RoomsView(this, client, this.matters);

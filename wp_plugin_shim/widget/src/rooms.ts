@@ -62,6 +62,7 @@ export class RoomsView {
   private context: HTMLElement | null = null;
   private lastTyping = 0;
   private receiptSent = "";
+  private receiptTimer = 0;
   private paginating = false;
   private atStart = false;
   private attachments: Attachments | null = null;
@@ -423,14 +424,20 @@ export class RoomsView {
     this.markRead(room, messages);
   }
 
+  /** One receipt for the newest message once the timeline has settled (not one per render
+   * while a burst of messages is decrypted: each receipt would also wake every sync). */
   private markRead(room: Room, messages: MatrixEvent[]): void {
     const last = [...messages].reverse().find((e) => e.getId()?.startsWith("$"));
     if (!last || document.hidden || this.receiptSent === last.getId()) return;
     if (last.getSender() === this.client.getSafeUserId()) return;
-    this.receiptSent = last.getId() ?? "";
-    void this.client.sendReadReceipt(last).catch(() => {
-      this.receiptSent = "";
-    });
+    clearTimeout(this.receiptTimer);
+    this.receiptTimer = window.setTimeout(() => {
+      if (this.stopped || this.current !== room || this.receiptSent === last.getId()) return;
+      this.receiptSent = last.getId() ?? "";
+      void this.client.sendReadReceipt(last).catch(() => {
+        this.receiptSent = "";
+      });
+    }, 1000);
   }
 
   private message(
