@@ -235,10 +235,71 @@ def decision_cases(
             lambda hidden: not hidden,
         ),
     ]
+    # Every event passes check_event_allowed; a message outside matters is now checked against
+    # everyone joined there (a pair whose relationship ended may not go on talking); one in a
+    # matter room is not. Same module, same pairs, one event each.
+    sends = [send_case(view, *rng.choice(attorney_client)) for _ in range(min(calls, 2000))]
+    cases += [
+        (
+            "module_send_in_direct_room",
+            "FirmPolicyModule.check_event_allowed, a message in a partner and client's own room",
+            lambda event, state: drive(module.check_event_allowed(event, state)),
+            [(dm, state) for dm, state, _, _ in sends],
+            lambda r: r == (True, None),
+        ),
+        (
+            "module_send_in_matter_room",
+            "FirmPolicyModule.check_event_allowed, the same message in a matter room",
+            lambda event, state: drive(module.check_event_allowed(event, state)),
+            [(ev, state) for _, _, ev, state in sends],
+            lambda r: r == (True, None),
+        ),
+    ]
     out: dict[str, dict[str, Any]] = {}
     for name, what, fn, inputs, allowed in cases:
         out[name] = {"what": what, **time_calls(fn, inputs, allowed)}
     return out
+
+
+def send_case(view: FirmView, partner: str, client: str) -> tuple[Any, dict, Any, dict]:
+    """A message from the client, in a room the partner made (with both joined) and in a
+    matter room the bridge made: (event, state) for each, as Synapse hands them over."""
+    from synapse.api.room_versions import KNOWN_ROOM_VERSIONS
+    from synapse.events import make_event_from_dict
+
+    from bridge.policy import MATTER_KEY
+
+    def event(etype: str, sender: str, content: dict, room: str, key: str | None = None) -> Any:
+        data: dict[str, Any] = {
+            "type": etype,
+            "sender": sender,
+            "content": content,
+            "auth_events": [],
+            "prev_events": [],
+            "depth": 1,
+            "origin_server_ts": 1,
+            "hashes": {"sha256": "x"},
+            "signatures": {},
+        }
+        if key is not None:
+            data["state_key"] = key
+        if etype != "m.room.create":
+            data["room_id"] = room
+        return make_event_from_dict(data, KNOWN_ROOM_VERSIONS["12"])
+
+    out: list[Any] = []
+    for creator, create, room in (
+        (partner, {}, "!dm:firm.test"),
+        (view.bridge_user, {MATTER_KEY: 1}, "!matter:firm.test"),
+    ):
+        state = {("m.room.create", ""): event("m.room.create", creator, create, room, "")}
+        for user in (partner, client):
+            state[("m.room.member", user)] = event(
+                "m.room.member", user, {"membership": "join"}, room, user
+            )
+        text = {"msgtype": "m.text", "body": "x"}
+        out += [event("m.room.message", client, text, room), state]
+    return out[0], out[1], out[2], out[3]
 
 
 def refresh_times(snapshot: dict[str, Any], repeats: int) -> dict[str, Any]:
