@@ -28,6 +28,7 @@ require_once __DIR__ . '/includes/class-firm-bridge-policy-doc.php';
 require_once __DIR__ . '/includes/class-firm-bridge-settings.php';
 require_once __DIR__ . '/includes/class-firm-bridge-client.php';
 require_once __DIR__ . '/includes/class-firm-bridge-outbox.php';
+require_once __DIR__ . '/includes/class-firm-bridge-changes.php';
 require_once __DIR__ . '/includes/class-firm-bridge-roles.php';
 require_once __DIR__ . '/includes/class-firm-bridge-people.php';
 require_once __DIR__ . '/includes/class-firm-bridge-matters.php';

@@ -72,6 +72,7 @@ final class Firm_Bridge_Admin {
 			|| ( $screen && Firm_Bridge_Matters::POST_TYPE === $screen->post_type );
 		if ( $ours ) {
 			wp_enqueue_style( 'firm-bridge-admin', plugins_url( 'assets/admin.css', FIRM_BRIDGE_FILE ), array(), FIRM_BRIDGE_VERSION );
+			wp_enqueue_script( 'firm-bridge-confirm', plugins_url( 'assets/confirm.js', FIRM_BRIDGE_FILE ), array(), FIRM_BRIDGE_VERSION, true );
 		}
 	}
 
@@ -133,10 +134,11 @@ final class Firm_Bridge_Admin {
 	 * @param string $label  Button label.
 	 * @param array  $fields Hidden fields.
 	 * @param string $nonce  Nonce action.
-	 * @param string $class  Button class.
+	 * @param string $class   Button class.
+	 * @param string $confirm A question to confirm before the form is sent ('' for none).
 	 */
-	public static function button( $action, $label, array $fields, $nonce, $class = 'button' ) {
-		echo '<form method="post" action="' . esc_url( admin_url( 'admin-post.php' ) ) . '" style="display:inline">';
+	public static function button( $action, $label, array $fields, $nonce, $class = 'button', $confirm = '' ) {
+		echo '<form method="post" action="' . esc_url( admin_url( 'admin-post.php' ) ) . '" class="firm-bridge-inline-form"' . ( '' === $confirm ? '' : ' data-firm-confirm="' . esc_attr( $confirm ) . '"' ) . '>';
 		echo '<input type="hidden" name="action" value="' . esc_attr( $action ) . '" />';
 		foreach ( $fields as $k => $v ) {
 			echo '<input type="hidden" name="' . esc_attr( $k ) . '" value="' . esc_attr( (string) $v ) . '" />';
@@ -154,58 +156,35 @@ final class Firm_Bridge_Admin {
 		if ( ! current_user_can( Firm_Bridge_Roles::MANAGE ) ) {
 			wp_die( esc_html__( 'You may not see the Firm Bridge outbox.', 'firm-bridge' ), 403 );
 		}
-		$status = isset( $_GET['status'] ) ? sanitize_key( $_GET['status'] ) : ''; // phpcs:ignore WordPress.Security.NonceVerification
-		if ( ! in_array( $status, array( 'pending', 'delivered', 'failed', 'superseded' ), true ) ) {
-			$status = '';
-		}
-		$rows = Firm_Bridge_Outbox::rows( '' === $status ? null : $status, 200 );
-		echo '<div class="wrap"><h1>' . esc_html__( 'Firm Bridge: Outbox', 'firm-bridge' ) . '</h1>';
+		// WordPress's list table is for wp-admin screens only: loaded when this one is shown.
+		require_once FIRM_BRIDGE_DIR . '/includes/class-firm-bridge-outbox-table.php';
+		$table = new Firm_Bridge_Outbox_Table();
+		$table->prepare_items();
+		echo '<div class="wrap"><h1 class="wp-heading-inline">' . esc_html__( 'Firm Bridge: Outbox', 'firm-bridge' ) . '</h1><hr class="wp-header-end" />';
 		self::notice();
-		echo '<ul class="subsubsub">';
-		$link = static function ( $key, $label, $count ) use ( $status ) {
-			$url = add_query_arg(
-				array(
-					'page'   => self::SLUG,
-					'status' => $key,
-				),
-				admin_url( 'admin.php' )
-			);
-			printf( '<li><a href="%s"%s>%s <span class="count">(%d)</span></a> | </li>', esc_url( $url ), $key === $status ? ' class="current"' : '', esc_html( $label ), (int) $count );
-		};
-		$link( 'pending', __( 'Pending', 'firm-bridge' ), Firm_Bridge_Outbox::count( 'pending' ) );
-		$link( 'failed', __( 'Failed', 'firm-bridge' ), Firm_Bridge_Outbox::count( 'failed' ) );
-		$link( 'delivered', __( 'Delivered', 'firm-bridge' ), Firm_Bridge_Outbox::count( 'delivered' ) );
-		$link( 'superseded', __( 'Superseded', 'firm-bridge' ), Firm_Bridge_Outbox::count( 'superseded' ) );
-		echo '</ul><p style="clear:both">';
+		echo '<p>' . esc_html__( 'Every change WordPress sends to the chat bridge, in order, and what became of it. Waiting requests are retried automatically; refused ones are kept here with the bridge\'s answer.', 'firm-bridge' ) . '</p>';
+		$table->views();
+		echo '<p class="firm-bridge-outbox-actions">';
 		self::button( 'firm_bridge_deliver', __( 'Deliver now', 'firm-bridge' ), array(), 'firm_bridge_deliver' );
-		self::button( 'firm_bridge_resync', __( 'Resync everything', 'firm-bridge' ), array(), 'firm_bridge_resync', 'button button-primary' );
-		echo '</p><table class="widefat striped"><thead><tr>';
-		foreach ( array( '#', __( 'Object', 'firm-bridge' ), __( 'Request', 'firm-bridge' ), __( 'Status', 'firm-bridge' ), __( 'Attempts', 'firm-bridge' ), __( 'Next attempt', 'firm-bridge' ), __( 'Last answer', 'firm-bridge' ), __( 'Queued', 'firm-bridge' ), '' ) as $h ) {
-			echo '<th>' . esc_html( $h ) . '</th>';
-		}
-		echo '</tr></thead><tbody>';
-		$when = static function ( $ts ) {
-			return $ts ? wp_date( 'Y-m-d H:i:s', (int) $ts ) : '—';
-		};
-		foreach ( $rows as $row ) {
-			echo '<tr>';
-			echo '<td>' . esc_html( $row['id'] ) . '</td>';
-			echo '<td>' . esc_html( $row['summary'] ) . '</td>';
-			echo '<td><code>' . esc_html( $row['method'] . ' ' . $row['path'] ) . '</code></td>';
-			echo '<td>' . esc_html( $row['status'] ) . '</td>';
-			echo '<td>' . esc_html( $row['attempts'] ) . '</td>';
-			echo '<td>' . esc_html( 'pending' === $row['status'] ? $when( $row['next_attempt_at'] ) : '—' ) . '</td>';
-			echo '<td>' . esc_html( (string) $row['last_error'] ) . '</td>';
-			echo '<td>' . esc_html( $when( $row['created_at'] ) ) . '</td><td>';
-			if ( 'failed' === $row['status'] ) {
-				self::button( 'firm_bridge_resend', __( 'Send current state again', 'firm-bridge' ), array( 'row' => $row['id'] ), 'firm_bridge_resend_' . $row['id'] );
-			}
-			echo '</td></tr>';
-		}
-		if ( ! $rows ) {
-			echo '<tr><td colspan="9">' . esc_html__( 'Nothing here.', 'firm-bridge' ) . '</td></tr>';
-		}
-		echo '</tbody></table></div>';
+		self::button(
+			'firm_bridge_resync',
+			__( 'Resync everything', 'firm-bridge' ),
+			array(),
+			'firm_bridge_resync',
+			'button button-primary',
+			sprintf(
+				/* translators: 1: people, 2: matters */
+				__( 'Resync everything? Every person (%1$d), every matter (%2$d) and the role table are sent to the bridge again. The bridge changes only what differs from WordPress, so it repairs a bridge that lost its data; for a large firm the requests take a while to go out.', 'firm-bridge' ),
+				count( Firm_Bridge_Sync::resync_people() ),
+				count( Firm_Bridge_Sync::resync_matters() )
+			)
+		);
+		echo '</p><form method="get">';
+		echo '<input type="hidden" name="page" value="' . esc_attr( self::SLUG ) . '" />';
+		$table->display();
+		echo '</form>';
+		$table->resend_forms();
+		echo '</div>';
 	}
 
 	/** Deliver now: every pending row, in order, whatever its retry time. */
@@ -253,7 +232,8 @@ final class Firm_Bridge_Admin {
 	public static function handle_resync() {
 		self::guard( 'firm_bridge_resync' );
 		$rows = Firm_Bridge_Sync::resync();
-		self::back( self::SLUG, 'resync-queued', sprintf( '%d requests queued.', $rows ) );
+		/* translators: %d: requests queued */
+		self::back( self::SLUG, 'resync-queued', sprintf( _n( '%d request queued; it goes out in the background (see Pending).', '%d requests queued; they go out in the background, in order (see Pending).', $rows, 'firm-bridge' ), $rows ) );
 	}
 
 	/** Send a failed object's current state again. */

@@ -388,6 +388,86 @@ final class Firm_Bridge_Outbox {
 	}
 
 	/**
+	 * One page of rows for the Outbox screen.
+	 *
+	 * @param string|null $status  Only this status.
+	 * @param string      $orderby id, status, attempts or created_at.
+	 * @param string      $order   ASC or DESC.
+	 * @param int         $limit   Rows per page.
+	 * @param int         $offset  Rows before this page.
+	 * @return array[]
+	 */
+	public static function page( $status, $orderby, $order, $limit, $offset ) {
+		global $wpdb;
+		$table   = self::table();
+		$columns = array(
+			'id'         => 'id',
+			'status'     => 'status',
+			'attempts'   => 'attempts',
+			'created_at' => 'created_at',
+		);
+		// Column and direction come from these fixed lists, never from the request as such.
+		$by  = $columns[ $orderby ] ?? 'id';
+		$dir = 'ASC' === strtoupper( (string) $order ) ? 'ASC' : 'DESC';
+		if ( null === $status ) {
+			return $wpdb->get_results(
+				$wpdb->prepare( "SELECT * FROM {$table} ORDER BY {$by} {$dir}, id {$dir} LIMIT %d OFFSET %d", $limit, $offset ), // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared
+				ARRAY_A
+			);
+		}
+		return $wpdb->get_results(
+			$wpdb->prepare( "SELECT * FROM {$table} WHERE status = %s ORDER BY {$by} {$dir}, id {$dir} LIMIT %d OFFSET %d", $status, $limit, $offset ), // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared
+			ARRAY_A
+		);
+	}
+
+	/**
+	 * The body sent for the same object before this row (the row it changes from).
+	 *
+	 * @param array $row Outbox row.
+	 * @return array|null
+	 */
+	public static function previous_body( array $row ) {
+		global $wpdb;
+		$table = self::table();
+		$body  = $wpdb->get_var(
+			$wpdb->prepare(
+				"SELECT body FROM {$table} WHERE object_type = %s AND object_id = %d AND method = %s AND id < %d ORDER BY id DESC LIMIT %d",
+				$row['object_type'],
+				(int) $row['object_id'],
+				'PUT',
+				(int) $row['id'],
+				1
+			)
+		);
+		$data = is_string( $body ) ? json_decode( $body, true ) : null;
+		return is_array( $data ) ? $data : null;
+	}
+
+	/**
+	 * The first later row of the same object that was delivered: it carries the object's whole
+	 * state, so this row's failure or replacement no longer matters.
+	 *
+	 * @param array $row Outbox row.
+	 * @return int|null Its id.
+	 */
+	public static function delivered_after( array $row ) {
+		global $wpdb;
+		$table = self::table();
+		$id    = $wpdb->get_var(
+			$wpdb->prepare(
+				"SELECT id FROM {$table} WHERE object_type = %s AND object_id = %d AND id > %d AND status = %s ORDER BY id ASC LIMIT %d",
+				$row['object_type'],
+				(int) $row['object_id'],
+				(int) $row['id'],
+				'delivered',
+				1
+			)
+		);
+		return null === $id ? null : (int) $id;
+	}
+
+	/**
 	 * @param int $id Row id.
 	 * @return array|null
 	 */

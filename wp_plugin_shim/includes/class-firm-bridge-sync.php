@@ -155,6 +155,48 @@ final class Firm_Bridge_Sync {
 	}
 
 	/**
+	 * People a resync sends: everyone with a firm role or known to the bridge, supervisors and
+	 * attorneys before the people who name them.
+	 *
+	 * @return int[] User ids in sending order.
+	 */
+	public static function resync_people() {
+		$rank = array_flip( array( 'administrator', 'partner', 'associate', 'paralegal', 'assistant', 'client' ) );
+		$all  = array();
+		foreach ( get_users( array( 'fields' => 'all' ) ) as $user ) {
+			$role  = Firm_Bridge_Mapper::firm_role( (array) $user->roles );
+			$known = '1' === (string) get_user_meta( $user->ID, Firm_Bridge_People::META_KNOWN, true );
+			if ( null !== $role || $known ) {
+				$all[] = array( null === $role ? 99 : $rank[ $role ], (int) $user->ID );
+			}
+		}
+		sort( $all );
+		return array_map( static fn( $entry ) => $entry[1], $all );
+	}
+
+	/**
+	 * Matters a resync considers (in every status: drafts are skipped when sending, a trashed
+	 * matter the bridge knows is sent closed).
+	 *
+	 * @return int[] Post ids.
+	 */
+	public static function resync_matters() {
+		return array_map(
+			'intval',
+			get_posts(
+				array(
+					'post_type'      => Firm_Bridge_Matters::POST_TYPE,
+					'post_status'    => array( 'publish', 'private', 'draft', 'pending', 'future', 'trash' ),
+					'fields'         => 'ids',
+					'posts_per_page' => -1,
+					'orderby'        => 'ID',
+					'order'          => 'ASC',
+				)
+			)
+		);
+	}
+
+	/**
 	 * "Resync everything": the policy, every person (supervisors and attorneys before the people
 	 * who name them), every matter the bridge should know. The bridge converges; unchanged
 	 * objects change nothing there.
@@ -164,31 +206,11 @@ final class Firm_Bridge_Sync {
 	public static function resync() {
 		self::flush();
 		$rows = null === self::enqueue_policy() ? 0 : 1;
-		$rank = array_flip( array( 'administrator', 'partner', 'associate', 'paralegal', 'assistant', 'client' ) );
-		$all  = array();
-		foreach ( get_users( array( 'fields' => 'all' ) ) as $user ) {
-			$role = Firm_Bridge_Mapper::firm_role( (array) $user->roles );
-			$known = '1' === (string) get_user_meta( $user->ID, Firm_Bridge_People::META_KNOWN, true );
-			if ( null !== $role || $known ) {
-				$all[] = array( null === $role ? 99 : $rank[ $role ], (int) $user->ID );
-			}
+		foreach ( self::resync_people() as $id ) {
+			$rows += null === Firm_Bridge_People::enqueue( $id, true ) ? 0 : 1;
 		}
-		sort( $all );
-		foreach ( $all as $entry ) {
-			$rows += null === Firm_Bridge_People::enqueue( $entry[1], true ) ? 0 : 1;
-		}
-		$matters = get_posts(
-			array(
-				'post_type'      => Firm_Bridge_Matters::POST_TYPE,
-				'post_status'    => array( 'publish', 'private', 'draft', 'pending', 'future', 'trash' ),
-				'fields'         => 'ids',
-				'posts_per_page' => -1,
-				'orderby'        => 'ID',
-				'order'          => 'ASC',
-			)
-		);
-		foreach ( $matters as $id ) {
-			$rows += null === Firm_Bridge_Matters::enqueue( (int) $id, true ) ? 0 : 1;
+		foreach ( self::resync_matters() as $id ) {
+			$rows += null === Firm_Bridge_Matters::enqueue( $id, true ) ? 0 : 1;
 		}
 		// Objects touched by the pass itself (a handover) go out after it.
 		$rows         += self::flush();

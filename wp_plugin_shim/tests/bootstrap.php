@@ -12,3 +12,4 @@ require_once dirname( __DIR__ ) . '/includes/class-firm-bridge-mapper.php';
 require_once dirname( __DIR__ ) . '/includes/class-firm-bridge-order.php';
 require_once dirname( __DIR__ ) . '/includes/class-firm-bridge-handover.php';
 require_once dirname( __DIR__ ) . '/includes/class-firm-bridge-policy-doc.php';
+require_once dirname( __DIR__ ) . '/includes/class-firm-bridge-changes.php';
