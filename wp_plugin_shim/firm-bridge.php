@@ -33,6 +33,7 @@ require_once __DIR__ . '/includes/class-firm-bridge-roles.php';
 require_once __DIR__ . '/includes/class-firm-bridge-people.php';
 require_once __DIR__ . '/includes/class-firm-bridge-matters.php';
 require_once __DIR__ . '/includes/class-firm-bridge-matters-controller.php';
+require_once __DIR__ . '/includes/class-firm-bridge-walls.php';
 require_once __DIR__ . '/includes/class-firm-bridge-sync.php';
 require_once __DIR__ . '/includes/class-firm-bridge-admin.php';
 require_once __DIR__ . '/includes/class-firm-bridge-settings-page.php';
@@ -63,6 +64,7 @@ final class Firm_Bridge_Plugin {
 		Firm_Bridge_Roles::hooks();
 		Firm_Bridge_People::hooks();
 		Firm_Bridge_Matters::hooks();
+		Firm_Bridge_Walls::hooks();
 		Firm_Bridge_Sync::hooks();
 		Firm_Bridge_Outbox::hooks();
 		Firm_Bridge_Admin::hooks();

@@ -67,6 +67,9 @@ final class Firm_Bridge_Handover {
 			// matter would send it again, and a matter whose only client left is refused.
 			return null;
 		}
+		if ( null !== $successor && in_array( (int) $successor, Firm_Bridge_Mapper::ids( $matter['walled_off'] ?? array() ), true ) ) {
+			$successor = null; // Walled off from this matter: it passes to nobody, as at the bridge.
+		}
 		$without = static function ( array $ids ) use ( $departing ) {
 			return array_values( array_filter( $ids, static fn( $id ) => $id !== $departing ) );
 		};

@@ -207,10 +207,11 @@ final class Firm_Bridge_Mapper {
 		$dropped  = array();
 		$assigned = array();
 		$lists    = array();
+		$wall     = self::ids( $matter['walled_off'] ?? array() );
 		foreach ( self::CAPACITY_ROLES as $field => $roles ) {
 			$lists[ $field ] = array();
 			foreach ( self::ids( $matter[ $field ] ?? null ) as $pid ) {
-				$why = self::unfit( $directory, $pid, $roles );
+				$why = in_array( $pid, $wall, true ) ? 'is walled off from this matter' : self::unfit( $directory, $pid, $roles );
 				if ( null === $why && isset( $assigned[ $pid ] ) ) {
 					// The bridge takes one capacity per person; the first listed wins.
 					$why = 'is already assigned as ' . $assigned[ $pid ];
@@ -257,6 +258,9 @@ final class Firm_Bridge_Mapper {
 		}
 		if ( self::truthy( $matter['legal_hold'] ?? false ) ) {
 			$body['legal_hold'] = true;
+		}
+		if ( array_key_exists( 'walled_off', $matter ) ) {
+			$body['walled_off'] = $wall; // Always, when known: [] lifts a wall at the bridge.
 		}
 		return array(
 			'body'    => $body,

@@ -246,6 +246,7 @@ final class Firm_Bridge_Matters {
 			'status'      => get_post_meta( $id, self::META_STATUS, true ),
 			'privileged'  => get_post_meta( $id, self::META_PRIV, true ),
 			'legal_hold'  => get_post_meta( $id, self::META_HOLD, true ),
+			'walled_off'  => Firm_Bridge_Walls::walled( $id ),
 		);
 		foreach ( self::META_RETENTION as $field => $key ) {
 			$data[ $field ] = get_post_meta( $id, $key, true );

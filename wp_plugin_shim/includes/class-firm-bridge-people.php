@@ -410,7 +410,8 @@ final class Firm_Bridge_People {
 	public static function hand_over( $departing, $supervisor ) {
 		$successor = Firm_Bridge_Handover::successor( $supervisor, null === $supervisor ? array() : self::directory( array( $supervisor ) ) );
 		foreach ( Firm_Bridge_Matters::ids_for_person( $departing ) as $matter_id ) {
-			$new = Firm_Bridge_Handover::matter( Firm_Bridge_Matters::assignments( $matter_id ), $departing, $successor );
+			$matter = Firm_Bridge_Matters::assignments( $matter_id ) + array( 'walled_off' => Firm_Bridge_Walls::walled( $matter_id ) );
+			$new    = Firm_Bridge_Handover::matter( $matter, $departing, $successor );
 			if ( null !== $new ) {
 				Firm_Bridge_Matters::set_assignments( $matter_id, $new );
 			}
