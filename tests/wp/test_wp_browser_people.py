@@ -3,10 +3,12 @@ a website), and none of them can rename themselves."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 
-from playwright.async_api import Browser
+from playwright.async_api import Browser, Dialog, Page
 
+from .conftest import WpFirm
 from .wp_browser import assert_accessible, logged_in
 from .wp_harness import WordPressSite, php_literal
 
@@ -62,3 +64,96 @@ async def test_everyone_saves_their_own_profile_but_not_their_name(
         # The new password opens the portal.
         async with logged_in(chromium_browser, site, login, new_password, f"relogin-{role}"):
             pass
+
+
+def answer_next_dialog(page: Page, accept: bool, seen: list[str]) -> None:
+    async def answer(dialog: Dialog) -> None:
+        seen.append(dialog.message)
+        await (dialog.accept() if accept else dialog.dismiss())
+
+    page.once("dialog", lambda d: asyncio.ensure_future(answer(d)))
+
+
+async def chat_state(page: Page, site: WordPressSite, uid: int) -> str:
+    await page.goto(site.url + "/wp-admin/users.php")
+    return await page.locator(f"#user-{uid} td.column-firm_chat").inner_text()
+
+
+async def test_people_screens(wp: WpFirm, chromium_browser: Browser) -> None:
+    """The administrator's side: fields shown for the roles they apply to, a suspension asked
+    first (naming who takes over) and reported, the Users list telling pending, departed and
+    erased apart, and erasure asked first."""
+    site = wp.site
+    partner = await wp.person("pam", "firm_partner")
+    associate = await wp.person("ada", "firm_associate", firm_supervisor=partner)
+    client = await wp.person("cy", "firm_client", firm_attorneys=[partner])
+    await wp.wait_bridge("person", associate)
+    await wp.wait_bridge("person", client)
+    async with logged_in(chromium_browser, site, "admin", site.admin_password, "people") as (
+        page,
+        _,
+    ):
+        # Fields for the roles they apply to, following the role select.
+        await page.goto(f"{site.url}/wp-admin/user-edit.php?user_id={associate}")
+        supervisor = page.get_by_label("Supervising partner", exact=True)
+        attorneys = page.get_by_label("Assigned attorneys", exact=True)
+        assert await supervisor.is_visible() and not await attorneys.is_visible()
+        await page.locator("#role").select_option("firm_client")
+        assert await attorneys.is_visible() and not await supervisor.is_visible()
+        assert "hold Ctrl" in await page.locator("#firm_attorneys-description").inner_text()
+        await page.locator("#role").select_option("firm_associate")
+        await assert_accessible(page, "#your-profile")
+        await page.goto(f"{site.url}/wp-admin/user-edit.php?user_id={client}")
+        assert await page.get_by_label("Assigned attorneys", exact=True).is_visible()
+        assert not await page.get_by_label("Supervising partner", exact=True).is_visible()
+
+        assert (await chat_state(page, site, associate)).endswith("active")
+
+        # A suspension is asked first, naming who takes over; "Cancel" saves nothing.
+        await page.goto(f"{site.url}/wp-admin/user-edit.php?user_id={associate}")
+        seen: list[str] = []
+        await page.get_by_label("Suspended (departed)").check()
+        answer_next_dialog(page, False, seen)
+        await page.locator("#submit").click()
+        await page.wait_for_timeout(300)
+        assert seen and "Suspend Ada?" in seen[0] and "Pam" in seen[0], seen
+        suspended = f"return (bool) get_user_meta({associate}, 'firm_suspended', true);"
+        assert await site.php(suspended) is False
+        answer_next_dialog(page, True, seen)
+        async with page.expect_navigation():
+            await page.locator("#submit").click()
+        report = await page.locator(".firm-bridge-suspended").inner_text()
+        assert "Ada is suspended" in report and "passed to Pam" in report, report
+        assert await site.php(suspended) is True
+        await wp.wait_bridge("person", associate, active=False)
+        assert (await chat_state(page, site, associate)).endswith("departed")
+
+        # While the bridge is down, a new person is pending.
+        await wp.bp.stop()
+        try:
+            newcomer = await wp.person("neo", "firm_client", firm_attorneys=[partner])
+            assert "pending" in await chat_state(page, site, newcomer)
+        finally:
+            await wp.bp.start()
+
+        # Erasure through core's tool is asked first; then the list says "erased".
+        email = f"{wp.login('cy')}@example.com"
+        await page.goto(site.url + "/wp-admin/erase-personal-data.php")
+        await page.fill("#username_or_email_for_privacy_request", email)
+        await page.uncheck("#send_confirmation_email")
+        async with page.expect_navigation():
+            await page.click("#submit")
+        row = page.locator("tr", has_text=email)
+        await row.hover()
+        answer_next_dialog(page, False, seen)
+        await row.get_by_role("button", name="Erase personal data", exact=True).click()
+        await page.wait_for_timeout(300)
+        assert "closed for good" in seen[-1], seen
+        erased = f"return (bool) get_user_meta({client}, '_firm_bridge_erased', true);"
+        assert await site.php(erased) is False
+        answer_next_dialog(page, True, seen)
+        await row.get_by_role("button", name="Erase personal data", exact=True).click()
+        await row.locator(".remove-personal-data-success:not(.hidden)").wait_for()
+        assert await site.php(erased) is True
+        await wp.wait_bridge("person", client, active=False)
+        assert "erased" in await chat_state(page, site, client)

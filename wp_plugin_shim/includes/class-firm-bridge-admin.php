@@ -74,6 +74,45 @@ final class Firm_Bridge_Admin {
 			wp_enqueue_style( 'firm-bridge-admin', plugins_url( 'assets/admin.css', FIRM_BRIDGE_FILE ), array(), FIRM_BRIDGE_VERSION );
 			wp_enqueue_script( 'firm-bridge-confirm', plugins_url( 'assets/confirm.js', FIRM_BRIDGE_FILE ), array(), FIRM_BRIDGE_VERSION, true );
 		}
+		$questions = self::questions( $hook, $screen );
+		if ( $questions ) {
+			wp_localize_script( 'firm-bridge-confirm', 'firmBridgeConfirm', $questions );
+		}
+		if ( in_array( $hook, array( 'user-edit.php', 'user-new.php' ), true ) ) {
+			wp_enqueue_script( 'firm-bridge-people', plugins_url( 'assets/people.js', FIRM_BRIDGE_FILE ), array(), FIRM_BRIDGE_VERSION, true );
+		}
+	}
+
+	/**
+	 * Questions asked before core's own controls do what cannot be undone on this screen.
+	 *
+	 * @param string         $hook   Admin page.
+	 * @param WP_Screen|null $screen Screen.
+	 * @return array array{clicks?: array<string,string>, bulk?: array<string,string>}
+	 */
+	private static function questions( $hook, $screen ) {
+		if ( 'erase-personal-data.php' === $hook ) {
+			return array(
+				'clicks' => array(
+					'.remove-personal-data-handle' => __( 'Erase this person\'s personal data? If they have a secure chat account, it is closed for good: their sessions end, they leave every room, and the name and e-mail address the chat bridge holds are replaced. Messages already sent stay readable to the others in those conversations. This cannot be undone.', 'firm-bridge' ),
+				),
+			);
+		}
+		if ( $screen && Firm_Bridge_Matters::POST_TYPE === $screen->post_type ) {
+			$closes = __( 'Its chat room closes: everyone in it can still read it, and nobody can write in it any more.', 'firm-bridge' );
+			return array(
+				'clicks' => array(
+					/* translators: %s: what happens to the room */
+					'a.submitdelete[href*="action=trash"]'  => sprintf( __( 'Move this matter to the trash? %s', 'firm-bridge' ), $closes ),
+					'a.submitdelete[href*="action=delete"]' => __( 'Delete this matter permanently? Its chat room stays closed and readable until the firm\'s retention period ends; WordPress keeps nothing of the matter.', 'firm-bridge' ),
+				),
+				'bulk'   => array(
+					'trash'  => __( 'Move the selected matters to the trash? Their chat rooms close: everyone in them can still read them, and nobody can write in them any more.', 'firm-bridge' ),
+					'delete' => __( 'Delete the selected matters permanently? Their chat rooms stay closed and readable until the firm\'s retention period ends; WordPress keeps nothing of the matters.', 'firm-bridge' ),
+				),
+			);
+		}
+		return array();
 	}
 
 	// --- shared ----------------------------------------------------------------------------

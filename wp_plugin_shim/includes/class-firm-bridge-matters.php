@@ -60,6 +60,10 @@ final class Firm_Bridge_Matters {
 		add_action( 'restrict_manage_posts', array( __CLASS__, 'filters' ), 10, 1 );
 		add_action( 'pre_get_posts', array( __CLASS__, 'apply_filters' ) );
 		add_action( 'admin_notices', array( __CLASS__, 'notices' ) );
+		add_filter( 'post_updated_messages', array( __CLASS__, 'updated_messages' ) );
+		add_filter( 'enter_title_here', array( __CLASS__, 'title_placeholder' ), 10, 2 );
+		add_filter( 'bulk_post_updated_messages', array( __CLASS__, 'bulk_messages' ), 10, 2 );
+		add_action( 'admin_enqueue_scripts', array( __CLASS__, 'box_script' ) );
 	}
 
 	/**
@@ -421,6 +425,9 @@ final class Firm_Bridge_Matters {
 				printf( '<option value="%s"%s>%s</option>', esc_attr( (string) $p->ID ), selected( in_array( (int) $p->ID, $chosen, true ), true, false ), esc_html( $p->display_name ) );
 			}
 			echo '</select>';
+			if ( $multiple ) {
+				echo '<p class="description">' . esc_html( Firm_Bridge_People::multiple_hint() ) . '</p>';
+			}
 		};
 		?>
 		<table class="form-table" role="presentation">
@@ -435,7 +442,8 @@ final class Firm_Bridge_Matters {
 			<tr><th><label for="firm_matter_paralegals"><?php esc_html_e( 'Paralegals', 'firm-bridge' ); ?></label></th>
 				<td><?php $select( 'firm_matter_paralegals', Firm_Bridge_People::people_with( array( 'paralegal' ) ), $a['paralegals'], true ); ?></td></tr>
 			<tr><th><?php esc_html_e( 'Privileged', 'firm-bridge' ); ?></th>
-				<td><label><input type="checkbox" name="firm_matter_privileged" value="1" <?php checked( $priv ); ?> /> <?php esc_html_e( 'Privileged (paralegals stay out of the room)', 'firm-bridge' ); ?></label></td></tr>
+				<td><label><input type="checkbox" name="firm_matter_privileged" id="firm_matter_privileged" value="1" aria-describedby="firm-privileged-note" <?php checked( $priv ); ?> /> <?php esc_html_e( 'Privileged (paralegals stay out of the room)', 'firm-bridge' ); ?></label>
+				<?php self::privileged_note( $priv, $a['paralegals'] ); ?></td></tr>
 			<tr><th><label for="firm_matter_status"><?php esc_html_e( 'Status', 'firm-bridge' ); ?></label></th>
 				<td><select name="firm_matter_status" id="firm_matter_status">
 					<option value="open" <?php selected( 'closed' !== get_post_meta( $id, self::META_STATUS, true ) ); ?>><?php esc_html_e( 'Open', 'firm-bridge' ); ?></option>
@@ -462,6 +470,96 @@ final class Firm_Bridge_Matters {
 		if ( $row ) {
 			echo '<p>' . esc_html( sprintf( /* translators: 1: status, 2: error */ __( 'Bridge: %1$s %2$s', 'firm-bridge' ), $row['status'], (string) $row['last_error'] ) ) . '</p>';
 		}
+	}
+
+	/**
+	 * Said next to Privileged while paralegals are assigned: they are kept out of the room
+	 * (assets/matter.js keeps it current as the form changes).
+	 *
+	 * @param bool  $privileged Whether the matter is privileged.
+	 * @param int[] $paralegals Assigned paralegals.
+	 */
+	private static function privileged_note( $privileged, array $paralegals ) {
+		$names = array();
+		foreach ( $paralegals as $id ) {
+			$u = get_userdata( $id );
+			if ( $u ) {
+				$names[] = $u->display_name;
+			}
+		}
+		$show = $privileged && $names;
+		printf(
+			'<p class="firm-privileged-note description" id="firm-privileged-note" role="status" data-template="%s"%s>%s</p>',
+			/* translators: %s: the paralegals' names */
+			esc_attr( __( 'Paralegals stay out of a privileged matter\'s room: %s will not be in it, and will not see it in the portal.', 'firm-bridge' ) ),
+			$show ? '' : ' hidden',
+			/* translators: %s: the paralegals' names */
+			esc_html( $show ? sprintf( __( 'Paralegals stay out of a privileged matter\'s room: %s will not be in it, and will not see it in the portal.', 'firm-bridge' ), implode( ', ', $names ) ) : '' )
+		);
+	}
+
+	/**
+	 * The matter screen's script (the privileged note).
+	 *
+	 * @param string $hook Admin page.
+	 */
+	public static function box_script( $hook ) {
+		$screen = function_exists( 'get_current_screen' ) ? get_current_screen() : null;
+		if ( in_array( $hook, array( 'post.php', 'post-new.php' ), true ) && $screen && self::POST_TYPE === $screen->post_type ) {
+			wp_enqueue_script( 'firm-bridge-matter', plugins_url( 'assets/matter.js', FIRM_BRIDGE_FILE ), array(), FIRM_BRIDGE_VERSION, true );
+		}
+	}
+
+	/**
+	 * @param string  $text Placeholder of the title field.
+	 * @param WP_Post $post Post.
+	 * @return string
+	 */
+	public static function title_placeholder( $text, $post ) {
+		return self::POST_TYPE === $post->post_type ? __( 'Matter title (people in the matter see it)', 'firm-bridge' ) : $text;
+	}
+
+	/**
+	 * The edit screen's notices in the field's words.
+	 *
+	 * @param array $messages Messages per post type.
+	 * @return array
+	 */
+	public static function updated_messages( $messages ) {
+		$messages[ self::POST_TYPE ] = array(
+			0  => '',
+			1  => __( 'Matter updated. Its chat room follows within moments.', 'firm-bridge' ),
+			2  => __( 'Matter updated.', 'firm-bridge' ),
+			3  => __( 'Matter updated.', 'firm-bridge' ),
+			4  => __( 'Matter updated. Its chat room follows within moments.', 'firm-bridge' ),
+			5  => __( 'Matter restored.', 'firm-bridge' ),
+			6  => __( 'Matter opened: its chat room is being set up for the people assigned.', 'firm-bridge' ),
+			7  => __( 'Matter saved.', 'firm-bridge' ),
+			8  => __( 'Matter submitted for review. It has no chat room until it is opened.', 'firm-bridge' ),
+			9  => __( 'Matter scheduled. Its chat room is set up when it opens.', 'firm-bridge' ),
+			10 => __( 'Draft matter updated. Drafts have no chat room.', 'firm-bridge' ),
+		);
+		return $messages;
+	}
+
+	/**
+	 * The list's notices in the field's words.
+	 *
+	 * @param array $messages Messages per post type.
+	 * @param array $counts   How many of each.
+	 * @return array
+	 */
+	public static function bulk_messages( $messages, $counts ) {
+		// phpcs:disable WordPress.WP.I18n.MissingTranslatorsComment -- %s is the number of matters.
+		$messages[ self::POST_TYPE ] = array(
+			'updated'   => _n( '%s matter updated.', '%s matters updated.', $counts['updated'], 'firm-bridge' ),
+			'locked'    => _n( '%s matter not updated: somebody is editing it.', '%s matters not updated: somebody is editing them.', $counts['locked'], 'firm-bridge' ),
+			'deleted'   => _n( '%s matter permanently deleted; its chat room stays closed.', '%s matters permanently deleted; their chat rooms stay closed.', $counts['deleted'], 'firm-bridge' ),
+			'trashed'   => _n( '%s matter moved to the Trash; its chat room is closed (read-only).', '%s matters moved to the Trash; their chat rooms are closed (read-only).', $counts['trashed'], 'firm-bridge' ),
+			'untrashed' => _n( '%s matter restored from the Trash as a draft; its chat room stays closed until it is published again.', '%s matters restored from the Trash as drafts; their chat rooms stay closed until they are published again.', $counts['untrashed'], 'firm-bridge' ),
+		);
+		// phpcs:enable
+		return $messages;
 	}
 
 	/**
@@ -610,15 +708,18 @@ final class Firm_Bridge_Matters {
 		$priv    = isset( $_GET['firm_privileged'] ) ? sanitize_key( $_GET['firm_privileged'] ) : '';
 		$partner = isset( $_GET['firm_partner'] ) ? absint( $_GET['firm_partner'] ) : 0;
 		// phpcs:enable
-		echo '<select name="firm_status"><option value="">' . esc_html__( 'All statuses', 'firm-bridge' ) . '</option>';
+		echo '<label class="screen-reader-text" for="firm-filter-status">' . esc_html__( 'Filter by open or closed', 'firm-bridge' ) . '</label>';
+		echo '<select name="firm_status" id="firm-filter-status"><option value="">' . esc_html__( 'All statuses', 'firm-bridge' ) . '</option>';
 		foreach ( array( 'open' => __( 'Open', 'firm-bridge' ), 'closed' => __( 'Closed', 'firm-bridge' ) ) as $k => $label ) {
 			printf( '<option value="%s"%s>%s</option>', esc_attr( $k ), selected( $status, $k, false ), esc_html( $label ) );
 		}
-		echo '</select><select name="firm_privileged"><option value="">' . esc_html__( 'Privileged or not', 'firm-bridge' ) . '</option>';
+		echo '</select><label class="screen-reader-text" for="firm-filter-privileged">' . esc_html__( 'Filter by privilege', 'firm-bridge' ) . '</label>';
+		echo '<select name="firm_privileged" id="firm-filter-privileged"><option value="">' . esc_html__( 'Privileged or not', 'firm-bridge' ) . '</option>';
 		foreach ( array( 'yes' => __( 'Privileged', 'firm-bridge' ), 'no' => __( 'Not privileged', 'firm-bridge' ) ) as $k => $label ) {
 			printf( '<option value="%s"%s>%s</option>', esc_attr( $k ), selected( $priv, $k, false ), esc_html( $label ) );
 		}
-		echo '</select><select name="firm_partner"><option value="0">' . esc_html__( 'Any responsible partner', 'firm-bridge' ) . '</option>';
+		echo '</select><label class="screen-reader-text" for="firm-filter-partner">' . esc_html__( 'Filter by responsible partner', 'firm-bridge' ) . '</label>';
+		echo '<select name="firm_partner" id="firm-filter-partner"><option value="0">' . esc_html__( 'Any responsible partner', 'firm-bridge' ) . '</option>';
 		foreach ( Firm_Bridge_People::people_with( array( 'partner' ) ) as $p ) {
 			printf( '<option value="%s"%s>%s</option>', esc_attr( (string) $p->ID ), selected( $partner, (int) $p->ID, false ), esc_html( $p->display_name ) );
 		}

@@ -49,6 +49,7 @@ final class Firm_Bridge_People {
 		add_action( 'user_profile_update_errors', array( __CLASS__, 'keep_own_name' ), 10, 3 );
 		add_filter( 'rest_pre_insert_user', array( __CLASS__, 'keep_own_name_rest' ), 10, 2 );
 		add_action( 'admin_enqueue_scripts', array( __CLASS__, 'profile_script' ) );
+		add_action( 'admin_notices', array( __CLASS__, 'suspension_notice' ) );
 		add_action( 'personal_options_update', array( __CLASS__, 'save_profile' ) );
 		add_action( 'edit_user_profile_update', array( __CLASS__, 'save_profile' ) );
 		add_action( 'edit_user_created_user', array( __CLASS__, 'save_profile' ) );
@@ -471,8 +472,15 @@ final class Firm_Bridge_People {
 		);
 	}
 
+	/** WordPress roles each profile field applies to (the rows follow the role select). */
+	const FIELD_ROLES = array(
+		'supervisor' => array( 'firm_associate' ),
+		'attorneys'  => array( 'firm_client', 'firm_paralegal' ),
+	);
+
 	/**
-	 * Profile fields on user-edit.php, profile.php and user-new.php.
+	 * Profile fields on user-edit.php, profile.php and user-new.php, each shown only for the
+	 * roles it applies to.
 	 *
 	 * @param WP_User|string $user The user, or the user-new.php context string.
 	 */
@@ -481,18 +489,23 @@ final class Firm_Bridge_People {
 			return;
 		}
 		$uid        = $user instanceof WP_User ? (int) $user->ID : 0;
+		$roles      = $user instanceof WP_User ? (array) $user->roles : array( (string) get_option( 'default_role' ) );
 		$supervisor = $uid ? (int) get_user_meta( $uid, self::META_SUPERVISOR, true ) : 0;
 		$attorneys  = $uid ? Firm_Bridge_Mapper::ids( get_user_meta( $uid, self::META_ATTORNEYS, true ) ) : array();
 		$suspended  = $uid && Firm_Bridge_Mapper::truthy( get_user_meta( $uid, self::META_SUSPENDED, true ) );
 		$mxid       = $uid ? (string) get_user_meta( $uid, self::META_MXID, true ) : '';
+		$row        = static function ( $field ) use ( $roles ) {
+			$applies = array_intersect( self::FIELD_ROLES[ $field ], $roles ) ? '' : ' hidden';
+			return sprintf( ' class="firm-field" data-firm-roles="%s"%s', esc_attr( implode( ' ', self::FIELD_ROLES[ $field ] ) ), $applies );
+		};
 		wp_nonce_field( self::NONCE, self::NONCE_FIELD );
 		?>
 		<h2><?php esc_html_e( 'Firm chat', 'firm-bridge' ); ?></h2>
 		<table class="form-table" role="presentation">
-			<tr>
+			<tr<?php echo $row( 'supervisor' ); // phpcs:ignore WordPress.Security.EscapeOutput -- escaped above. ?>>
 				<th><label for="firm_supervisor"><?php esc_html_e( 'Supervising partner', 'firm-bridge' ); ?></label></th>
 				<td>
-					<select name="firm_supervisor" id="firm_supervisor">
+					<select name="firm_supervisor" id="firm_supervisor" aria-describedby="firm_supervisor-description">
 						<option value="0"><?php esc_html_e( '— None —', 'firm-bridge' ); ?></option>
 						<?php foreach ( self::people_with( array( 'partner' ) ) as $p ) : ?>
 							<?php if ( (int) $p->ID !== $uid ) : ?>
@@ -500,26 +513,26 @@ final class Firm_Bridge_People {
 							<?php endif; ?>
 						<?php endforeach; ?>
 					</select>
-					<p class="description"><?php esc_html_e( 'For associates: the partner they report to, who takes over their matters if they leave.', 'firm-bridge' ); ?></p>
+					<p class="description" id="firm_supervisor-description"><?php esc_html_e( 'The partner this associate reports to, who takes over their matters if they leave.', 'firm-bridge' ); ?></p>
 				</td>
 			</tr>
-			<tr>
+			<tr<?php echo $row( 'attorneys' ); // phpcs:ignore WordPress.Security.EscapeOutput -- escaped above. ?>>
 				<th><label for="firm_attorneys"><?php esc_html_e( 'Assigned attorneys', 'firm-bridge' ); ?></label></th>
 				<td>
-					<select name="firm_attorneys[]" id="firm_attorneys" multiple size="5">
+					<select name="firm_attorneys[]" id="firm_attorneys" multiple size="5" aria-describedby="firm_attorneys-description">
 						<?php foreach ( self::people_with( Firm_Bridge_Mapper::ATTORNEY_ROLES ) as $p ) : ?>
 							<?php if ( (int) $p->ID !== $uid ) : ?>
 								<option value="<?php echo esc_attr( (string) $p->ID ); ?>" <?php selected( in_array( (int) $p->ID, $attorneys, true ) ); ?>><?php echo esc_html( $p->display_name ); ?></option>
 							<?php endif; ?>
 						<?php endforeach; ?>
 					</select>
-					<p class="description"><?php esc_html_e( 'For clients and paralegals: the partners and associates they work with.', 'firm-bridge' ); ?></p>
+					<p class="description" id="firm_attorneys-description"><?php echo esc_html( __( 'The partners and associates this client or paralegal works with.', 'firm-bridge' ) . ' ' . self::multiple_hint() ); ?></p>
 				</td>
 			</tr>
-			<tr>
+			<tr class="firm-field" data-firm-roles="<?php echo esc_attr( implode( ' ', array_keys( Firm_Bridge_Mapper::ROLES ) ) ); ?>"<?php echo null === Firm_Bridge_Mapper::firm_role( $roles ) ? ' hidden' : ''; ?>>
 				<th><?php esc_html_e( 'Chat access', 'firm-bridge' ); ?></th>
 				<td>
-					<label><input type="checkbox" name="firm_suspended" value="1" <?php checked( $suspended ); ?> /> <?php esc_html_e( 'Suspended (departed): sessions end, rooms are left, matters pass to the supervising partner', 'firm-bridge' ); ?></label>
+					<label><input type="checkbox" name="firm_suspended" value="1" <?php checked( $suspended ); ?><?php echo $uid ? ' data-firm-confirm-on="' . esc_attr( self::suspension_question( $user ) ) . '"' : ''; ?> /> <?php esc_html_e( 'Suspended (departed): sessions end, rooms are left, matters pass to the supervising partner', 'firm-bridge' ); ?></label>
 					<?php if ( '' !== $mxid ) : ?>
 						<p class="description"><?php echo esc_html( sprintf( /* translators: %s: Matrix user id */ __( 'Chat account: %s', 'firm-bridge' ), $mxid ) ); ?></p>
 					<?php endif; ?>
@@ -527,6 +540,55 @@ final class Firm_Bridge_People {
 			</tr>
 		</table>
 		<?php
+	}
+
+	/** @return string How to choose several in a list. */
+	public static function multiple_hint() {
+		return __( 'To choose several, hold Ctrl (⌘ on a Mac) while you click; click again with Ctrl held to remove one.', 'firm-bridge' );
+	}
+
+	/**
+	 * Who takes over a person's matters and clients if they leave now, as the bridge decides:
+	 * an associate's active supervising partner, else no one.
+	 *
+	 * @param WP_User $user The person.
+	 * @return WP_User|null
+	 */
+	public static function successor( WP_User $user ) {
+		$id = self::supervisor_for_handover( $user );
+		$id = Firm_Bridge_Handover::successor( $id, null === $id ? array() : self::directory( array( $id ) ) );
+		$to = null === $id ? false : get_userdata( (int) $id );
+		return $to ? $to : null;
+	}
+
+	/**
+	 * The question asked before a suspension is saved.
+	 *
+	 * @param WP_User $user The person.
+	 * @return string
+	 */
+	private static function suspension_question( WP_User $user ) {
+		$to   = self::successor( $user );
+		$then = null === $to
+			/* translators: %s: the person */
+			? sprintf( __( '%s has no supervising partner: they are taken off their matters and clients, and no one takes them over.', 'firm-bridge' ), $user->display_name )
+			/* translators: 1: the person, 2: their supervising partner */
+			: sprintf( __( 'Their matters and clients pass to their supervising partner, %2$s.', 'firm-bridge' ), $user->display_name, $to->display_name );
+		/* translators: 1: the person, 2: who takes over */
+		return sprintf( __( 'Suspend %1$s? Their chat sessions end at once and they leave every room. %2$s', 'firm-bridge' ), $user->display_name, $then );
+	}
+
+	/**
+	 * After a save that suspended someone: what happened, on the next screen.
+	 */
+	public static function suspension_notice() {
+		$key  = 'firm_bridge_suspended_' . get_current_user_id();
+		$text = get_transient( $key );
+		if ( ! is_string( $text ) ) {
+			return;
+		}
+		delete_transient( $key );
+		echo '<div class="notice notice-warning firm-bridge-suspended"><p>' . esc_html( $text ) . '</p></div>';
 	}
 
 	/**
@@ -551,10 +613,21 @@ final class Firm_Bridge_People {
 		$attys     = array_map( 'intval', wp_list_pluck( self::people_with( Firm_Bridge_Mapper::ATTORNEY_ROLES ), 'ID' ) );
 		$supervisor = ( $supervisor !== (int) $user_id && in_array( $supervisor, array_map( 'intval', $partners ), true ) ) ? $supervisor : 0;
 		$attorneys  = array_values( array_filter( $attorneys, static fn( $id ) => $id !== (int) $user_id && in_array( $id, $attys, true ) ) );
+		$was_suspended = Firm_Bridge_Mapper::truthy( get_user_meta( $user_id, self::META_SUSPENDED, true ) );
+		$person        = get_userdata( $user_id );
+		$successor     = $person ? self::successor( $person ) : null;
 		update_user_meta( $user_id, self::META_SUPERVISOR, $supervisor );
 		update_user_meta( $user_id, self::META_ATTORNEYS, $attorneys );
 		update_user_meta( $user_id, self::META_SUSPENDED, ! empty( $_POST['firm_suspended'] ) );
 		Firm_Bridge_Sync::person( (int) $user_id );
+		if ( $person && ! $was_suspended && ! empty( $_POST['firm_suspended'] ) ) {
+			$text = null === $successor
+				/* translators: %s: the person */
+				? sprintf( __( '%s is suspended: their chat sessions end and they leave every room. No one takes over their matters and clients.', 'firm-bridge' ), $person->display_name )
+				/* translators: 1: the person, 2: who takes over */
+				: sprintf( __( '%1$s is suspended: their chat sessions end and they leave every room. Their matters and clients passed to %2$s.', 'firm-bridge' ), $person->display_name, $successor->display_name );
+			set_transient( 'firm_bridge_suspended_' . get_current_user_id(), $text, 120 );
+		}
 	}
 
 	/**
@@ -580,8 +653,19 @@ final class Firm_Bridge_People {
 		if ( null === $mapped ) {
 			return '—';
 		}
-		$mxid  = (string) get_user_meta( $user_id, self::META_MXID, true );
-		$state = $mapped['body']['active'] ? __( 'active', 'firm-bridge' ) : __( 'suspended', 'firm-bridge' );
+		$mxid = (string) get_user_meta( $user_id, self::META_MXID, true );
+		$row  = Firm_Bridge_Outbox::latest( 'person', (int) $user_id );
+		if ( Firm_Bridge_Mapper::truthy( get_user_meta( $user_id, self::META_ERASED, true ) ) ) {
+			$state = __( 'erased: personal data removed, account closed', 'firm-bridge' );
+		} elseif ( ! $mapped['body']['active'] ) {
+			$state = __( 'departed', 'firm-bridge' );
+		} elseif ( $row && 'failed' === $row['status'] ) {
+			$state = __( 'not synced: the bridge refused it (see Outbox)', 'firm-bridge' );
+		} elseif ( ( $row && 'pending' === $row['status'] ) || '' === $mxid ) {
+			$state = __( 'pending: not in chat yet', 'firm-bridge' );
+		} else {
+			$state = __( 'active', 'firm-bridge' );
+		}
 		return esc_html( ( '' !== $mxid ? $mxid . ' · ' : '' ) . $state );
 	}
 }
