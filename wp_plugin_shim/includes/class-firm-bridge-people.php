@@ -500,8 +500,8 @@ final class Firm_Bridge_People {
 		};
 		wp_nonce_field( self::NONCE, self::NONCE_FIELD );
 		?>
-		<h2><?php esc_html_e( 'Firm chat', 'firm-bridge' ); ?></h2>
-		<table class="form-table" role="presentation">
+		<h2 class="firm-bridge-profile-heading"><?php esc_html_e( 'Firm chat', 'firm-bridge' ); ?></h2>
+		<table class="form-table firm-bridge-profile" role="presentation">
 			<tr<?php echo $row( 'supervisor' ); // phpcs:ignore WordPress.Security.EscapeOutput -- escaped above. ?>>
 				<th><label for="firm_supervisor"><?php esc_html_e( 'Supervising partner', 'firm-bridge' ); ?></label></th>
 				<td>
