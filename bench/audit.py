@@ -60,7 +60,11 @@ def bridge_config(work: Path, db_uri: str, port: int) -> Path:
     from ruamel.yaml import YAML
 
     data = {
-        "homeserver": {"address": f"http://127.0.0.1:{free_port()}", "domain": DOMAIN},
+        "homeserver": {
+            "address": f"http://127.0.0.1:{free_port()}",
+            "domain": DOMAIN,
+            "public_address": "http://127.0.0.1:2",  # no clients in this benchmark
+        },
         "homeserver_module": {"shared_secret": secrets.token_urlsafe(48)},
         "appservice": {"address": f"http://127.0.0.1:{port}", "port": port},
         "database": {"uri": db_uri, "max_connections": 4},
@@ -341,7 +345,11 @@ async def record() -> None:
     port = free_port()
     cfg = parse(
         {
-            "homeserver": {"address": "http://127.0.0.1:1", "domain": DOMAIN},
+            "homeserver": {
+                "address": "http://127.0.0.1:1",
+                "domain": DOMAIN,
+                "public_address": "http://127.0.0.1:2",  # no clients in this benchmark
+            },
             "homeserver_module": {"shared_secret": secrets.token_urlsafe(48)},
             "appservice": {"address": f"http://127.0.0.1:{port}", "port": port},
             "database": {"uri": "sqlite:unused"},

@@ -44,7 +44,11 @@ def bridge_config(
     """The bridge's configuration on loopback (the role table it ships); `sections` add to it.
     The homeserver's address is filled in once Synapse is up."""
     data: dict[str, Any] = {
-        "homeserver": {"address": "http://127.0.0.1:1", "domain": DOMAIN},
+        "homeserver": {
+            "address": "http://127.0.0.1:1",
+            "domain": DOMAIN,
+            "public_address": "http://127.0.0.1:2",  # no clients in these benchmarks
+        },
         "appservice": {
             "id": "firm-bridge",
             "address": f"http://127.0.0.1:{port}",

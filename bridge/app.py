@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import start_http_server
 
+from . import clients_address
 from . import registration as reg
 from .appservice import AppServiceHandler
 from .audit.api import AuditAPI
@@ -134,7 +135,7 @@ class Bridge:
         self.session_routes = SessionRoutes(
             self.provisioning,
             self.module_client,
-            config["homeserver.public_address"] or config["homeserver.address"],
+            config["homeserver.public_address"],
         )
         # The audit trail sees every event of a transaction, inside its DB transaction.
         self.audit = AuditService(
@@ -230,6 +231,9 @@ class Bridge:
                 await self.hs.ping(self.config["appservice.id"])
                 log.info(
                     "Homeserver %s answered the appservice ping", self.config["homeserver.address"]
+                )
+                await clients_address.check(
+                    self.config["homeserver.address"], self.config["homeserver.public_address"]
                 )
                 return
             except Exception as e:

@@ -122,7 +122,8 @@ _REQUIRED = object()
 SCHEMA: list[tuple[str, _Check, Any]] = [
     ("homeserver.address", _url, _REQUIRED),
     ("homeserver.domain", _domain, _REQUIRED),
-    ("homeserver.public_address", _optional_url, None),
+    # The clients' address: the media gateway, or nginx in front of it (never Synapse's own).
+    ("homeserver.public_address", _url, _REQUIRED),
     ("homeserver_module.shared_secret", _secret, _REQUIRED),
     ("wordpress.login_check_url", _optional_url, None),
     ("wordpress.timeout", _positive, 10),
@@ -207,13 +208,34 @@ def parse(data: Any, path: Path) -> Config:
         present, value = _lookup(data, key)
         if not present or value is None and default is not None:
             if default is _REQUIRED:
-                raise ConfigError(f"{path}: key '{key}' is missing")
+                raise ConfigError(f"{path}: key '{key}' is missing{_HINTS.get(key, '')}")
             value = default
         problem = check(value)
         if problem:
             raise ConfigError(f"{path}: key '{key}' {problem}")
         values[key] = value
+    _check_clients_address(values, path)
     return Config(values=values, path=path)
+
+
+# Said when a key is missing, beyond its name.
+_HINTS = {
+    "homeserver.public_address": (
+        ": the address the firm's clients use, the media gateway's (media.hostname and "
+        "media.port) or nginx's in front of it; Synapse's own address would let clients "
+        "around the gateway's media checks"
+    ),
+}
+
+
+def _check_clients_address(values: dict[str, Any], path: Path) -> None:
+    public = values["homeserver.public_address"].rstrip("/")
+    if values["media.enabled"] and public == values["homeserver.address"].rstrip("/"):
+        raise ConfigError(
+            f"{path}: key 'homeserver.public_address' is the homeserver's own address: clients "
+            "must use the media gateway's (or nginx's in front of it), or media would be "
+            "served to them unchecked"
+        )
 
 
 def load(path: Path) -> Config:

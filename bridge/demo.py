@@ -38,6 +38,13 @@ class DemoError(Exception):
     """Set-up failed; the message says why."""
 
 
+def _base_url(well_known: Any) -> str | None:
+    """The homeserver address a well-known (or a login's well_known) names, without its '/'."""
+    hs = well_known.get("m.homeserver") if isinstance(well_known, dict) else None
+    url = hs.get("base_url") if isinstance(hs, dict) else None
+    return url.rstrip("/") if isinstance(url, str) else None
+
+
 def _write_private(path: Path, text: str) -> None:
     with open(path, "w", opener=lambda p, f: os.open(p, f, 0o600)) as fh:
         fh.write(text)
@@ -147,7 +154,12 @@ class Demo:
     def _write_config(self, admin_token: str | None = None) -> Config:
         bp = self.bridge_port
         data = {
-            "homeserver": {"address": self.hs_url, "domain": DOMAIN, "admin_token": admin_token},
+            "homeserver": {
+                "address": self.hs_url,
+                "domain": DOMAIN,
+                "public_address": self.media_url,
+                "admin_token": admin_token,
+            },
             "appservice": {
                 "id": "firm-bridge",
                 "address": f"http://127.0.0.1:{bp}",
@@ -182,12 +194,15 @@ class Demo:
                 "shared_secret": self._secret("module-secret"),
             },
         }
+        # Clients are sent to the gateway (well-known, login answers), never to Synapse itself.
+        public_baseurl = self.media_url + "/"
+        self._keep_public_baseurl(public_baseurl)
         server = SynapseServer(
             self.data / "synapse",
             DOMAIN,
             registration_paths=[self.reg_path],
             port=self.hs_port,
-            extra_config={"modules": [module]},
+            extra_config={"modules": [module], "public_baseurl": public_baseurl},
             login_limits=True,  # the firm's rc_login (the tests' own Synapse keeps none)
         )
         try:
@@ -195,6 +210,17 @@ class Demo:
         except RuntimeError as e:
             raise DemoError(f"Synapse did not start: {e}") from None
         return server
+
+    def _keep_public_baseurl(self, public_baseurl: str) -> None:
+        """A data folder's homeserver.yaml is reused as is; one from before named Synapse's own
+        address (or another gateway port) as the clients'."""
+        path = self.data / "synapse" / "homeserver.yaml"
+        if not path.exists():
+            return
+        config = json.loads(path.read_text())
+        if config.get("public_baseurl") != public_baseurl:
+            config["public_baseurl"] = public_baseurl
+            path.write_text(json.dumps(config, indent=2), "utf-8")
 
     async def bridge_admin_token(self, http: aiohttp.ClientSession, server: SynapseServer) -> str:
         """The operator account @_admin, made on the first run, and the access token the bridge
@@ -234,7 +260,7 @@ class Demo:
         return str(body["access_token"])
 
     async def login(
-        self, http: aiohttp.ClientSession, user_id: str, password: str
+        self, http: aiohttp.ClientSession, user_id: str, password: str, base: str | None = None
     ) -> tuple[int, Any]:
         body = {
             "type": "m.login.password",
@@ -242,12 +268,16 @@ class Demo:
             "password": password,
             "initial_device_display_name": "bridge.demo",
         }
-        async with http.post(f"{self.hs_url}/_matrix/client/v3/login", json=body) as r:
+        url = f"{base or self.hs_url}/_matrix/client/v3/login"
+        async with http.post(url, json=body) as r:
             return r.status, await r.json(content_type=None)
 
-    async def logout(self, http: aiohttp.ClientSession, token: str) -> None:
+    async def logout(
+        self, http: aiohttp.ClientSession, token: str, base: str | None = None
+    ) -> None:
         headers = {"Authorization": f"Bearer {token}"}
-        async with http.post(f"{self.hs_url}/_matrix/client/v3/logout", headers=headers) as r:
+        url = f"{base or self.hs_url}/_matrix/client/v3/logout"
+        async with http.post(url, headers=headers) as r:
             await r.read()
 
     # --- provisioning -----------------------------------------------------------------------
@@ -314,19 +344,28 @@ class Demo:
         return stored
 
     async def check_gateway(self, http: aiohttp.ClientSession) -> None:
-        """The clients' address answers: the API passes through, media asks for a token."""
+        """The clients' address answers: the API passes through, media asks for a token, and
+        the homeserver's well-known sends clients there."""
         async with http.get(f"{self.media_url}/_matrix/client/versions") as r:
             passes = r.status == 200
         async with http.get(f"{self.media_url}/_matrix/client/v1/media/download/{DOMAIN}/x") as r:
             guarded = r.status == 401
         if not (passes and guarded):
             raise DemoError(f"the media gateway on {self.media_url} misbehaves; see bridge.log")
+        async with http.get(f"{self.media_url}/.well-known/matrix/client") as r:
+            named = _base_url(await r.json(content_type=None)) if r.status == 200 else None
+        if named != self.media_url:
+            raise DemoError(f"the homeserver sends clients to {named}, not to {self.media_url}")
 
     async def check_login(self, http: aiohttp.ClientSession, user_id: str, password: str) -> None:
-        status, body = await self.login(http, user_id, password)
+        """Password login on the clients' address, whose answer keeps clients there."""
+        status, body = await self.login(http, user_id, password, self.media_url)
         if status != 200 or body.get("user_id") != user_id:
             raise DemoError(f"Synapse refused password login for {user_id}: {status} {body}")
-        await self.logout(http, body["access_token"])
+        named = _base_url(body.get("well_known"))
+        await self.logout(http, body["access_token"], self.media_url)
+        if named != self.media_url:
+            raise DemoError(f"the login answer sends clients to {named}, not to {self.media_url}")
 
     # --- output -----------------------------------------------------------------------------
 
@@ -336,8 +375,8 @@ class Demo:
         lines = [
             f"Demo firm: {self.firm.get('firm', 'demo firm')}, bridged to a real Synapse.",
             "",
-            f"Homeserver   {self.hs_url}  (server name {DOMAIN})",
-            f"Clients      {self.media_url}  (media gateway: checks and cleans media, passes the rest)",
+            f"Homeserver   {self.media_url}  (server name {DOMAIN}; the media gateway: it checks"
+            " and cleans media and passes the rest to Synapse)",
             f"Data folder  {self.data}  (logs: bridge.log, synapse/homeserver.log)",
             f"Admin        {admin}  password "
             + (

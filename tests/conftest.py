@@ -50,9 +50,11 @@ def module_config(bridge_port: int, **module: Any) -> dict:
     }
 
 
-def bridge_config_data(port: int, hs_url: str, db_uri: str, **overrides: Any) -> dict:
+def bridge_config_data(
+    port: int, hs_url: str, db_uri: str, public_url: str = "http://127.0.0.1:2", **overrides: Any
+) -> dict:
     data = {
-        "homeserver": {"address": hs_url, "domain": DOMAIN},
+        "homeserver": {"address": hs_url, "domain": DOMAIN, "public_address": public_url},
         "appservice": {
             "id": "firm-bridge",
             "address": f"http://127.0.0.1:{port}",
@@ -82,9 +84,15 @@ def bridge_config_data(port: int, hs_url: str, db_uri: str, **overrides: Any) ->
 class Homeserver:
     """The test homeserver, with an admin account for looking at rooms from outside."""
 
-    def __init__(self, server: SynapseServer, port: int, reg_path: Path, admin: dict) -> None:
+    def __init__(
+        self, server: SynapseServer, port: int, reg_path: Path, admin: dict, media_port: int
+    ) -> None:
         self.server = server
         self.bridge_port = port
+        # The clients' address: the bridges' media gateway listens here (one bridge at a time,
+        # like bridge_port), and Synapse's public_baseurl names it.
+        self.media_port = media_port
+        self.public_url = f"http://127.0.0.1:{media_port}"
         self.registration_path = reg_path
         self.registration = reg.load(reg_path)
         self.admin_token = admin["access_token"]
@@ -148,21 +156,25 @@ def running_homeserver(
     reg.write(config, reg_path)
     if edit_registration is not None:
         edit_registration(reg_path)
-    hs_port = free_port()
-    while hs_port == port:  # both are picked before either listens
-        hs_port = free_port()
+    hs_port = media_port = port
+    while len({port, hs_port, media_port}) < 3:  # all are picked before any listens
+        hs_port, media_port = free_port(), free_port()
     server = SynapseServer(
         work,
         server_name=DOMAIN,
         registration_paths=[reg_path],
         port=hs_port,
-        extra_config=deep_merge(module_config(port, **module), homeserver_yaml or {}),
+        # Clients are sent to the media gateway, never around it (issue 12 item 2).
+        extra_config=deep_merge(
+            module_config(port, **module),
+            {"public_baseurl": f"http://127.0.0.1:{media_port}/", **(homeserver_yaml or {})},
+        ),
     )
     server.start()
     _LIVE_HOMESERVERS.append(server)
     try:
         admin = server.register_user("_admin", secrets.token_urlsafe(16), admin=True)
-        yield Homeserver(server, port, reg_path, admin)
+        yield Homeserver(server, port, reg_path, admin, media_port)
     finally:
         _LIVE_HOMESERVERS.remove(server)
         server.stop()
@@ -216,7 +228,9 @@ async def db_uri(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 
 
 def make_config(homeserver: Homeserver, db_uri: str, tmp_path: Path, **overrides: Any) -> Config:
-    data = bridge_config_data(homeserver.bridge_port, homeserver.url, db_uri, **overrides)
+    data = bridge_config_data(
+        homeserver.bridge_port, homeserver.url, db_uri, homeserver.public_url, **overrides
+    )
     path = tmp_path / "config.yaml"
     with path.open("w") as f:
         YAML().dump(data, f)

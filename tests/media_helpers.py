@@ -24,8 +24,6 @@ import pytest
 from conftest import Firm, Homeserver, make_config, running_bridge
 from PIL import Image, ImageFilter
 
-from bridge.devtools.synapse import free_port
-
 
 @attrs.define
 class MediaFirm:
@@ -38,7 +36,7 @@ class MediaFirm:
 async def running_media_firm(
     homeserver: Homeserver, db_uri: str, tmp_path: Path, **overrides: Any
 ) -> AsyncIterator[MediaFirm]:
-    port = free_port()
+    port = homeserver.media_port  # the clients' address Synapse names
     spool = tmp_path / "spool"
     config = make_config(
         homeserver,

@@ -98,6 +98,7 @@ def assert_config_error(proc: Result | subprocess.CompletedProcess[str], *needle
 MISSING = [
     "homeserver.domain",
     "homeserver.address",
+    "homeserver.public_address",
     "appservice.port",
     "database.uri",
     "provisioning.shared_secret",
@@ -169,7 +170,12 @@ CASES: dict[str, Callable[[Path], Path]] = {
 
 
 # Cases also checked by starting the bridge proper rather than generating a registration.
-STARTED = ["missing:homeserver.domain", "invalid:appservice.port=abc", "not_yaml"]
+STARTED = [
+    "missing:homeserver.domain",
+    "missing:homeserver.public_address",
+    "invalid:appservice.port=abc",
+    "not_yaml",
+]
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -20,10 +21,14 @@ def run_demo(tmp_path: Path, *args: str) -> str:
 
 @pytest.mark.slow
 def test_demo_check_and_restart(tmp_path: Path) -> None:
-    hs_port, bridge_port = free_port(), free_port()
-    first = run_demo(tmp_path, "--port-hs", str(hs_port), "--port-bridge", str(bridge_port))
+    hs_port, bridge_port, media_port = free_port(), free_port(), free_port()
+    first = run_demo(
+        tmp_path,
+        *("--port-hs", str(hs_port), "--port-bridge", str(bridge_port)),
+        *("--port-media", str(media_port)),
+    )
     for expected in (
-        f"http://127.0.0.1:{hs_port}",
+        f"Homeserver   http://127.0.0.1:{media_port}",
         "@ehartley:firm.test",
         "partner",
         "@rgarcia:firm.test",
@@ -33,6 +38,8 @@ def test_demo_check_and_restart(tmp_path: Path) -> None:
     ):
         assert expected in first, expected
     assert "(shown only now;" in first  # the admin password, on the first run only
+    # The clients' address is the gateway's, the only one printed: Synapse's own is not one.
+    assert f":{hs_port}" not in first
     # WordPress passwords exist: the demo says it has none, not that a later version will.
     assert "later version" not in first and "their WordPress passwords" in first
     # Nothing the bridge asked of the homeserver was refused on the way up (the module reads
@@ -43,8 +50,13 @@ def test_demo_check_and_restart(tmp_path: Path) -> None:
     assert "admin_token is not set" not in log
 
     # Restart on the same folder: ports, secrets and passwords come from it; rooms are reused.
+    # A folder from before sent clients to Synapse itself: the restart points them at the gateway.
+    hs_yaml = tmp_path / "demo" / "synapse" / "homeserver.yaml"
+    hs_config = json.loads(hs_yaml.read_text())
+    assert hs_config["public_baseurl"] == f"http://127.0.0.1:{media_port}/"
+    hs_yaml.write_text(json.dumps({**hs_config, "public_baseurl": f"http://127.0.0.1:{hs_port}/"}))
     second = run_demo(tmp_path)
-    assert f"http://127.0.0.1:{hs_port}" in second
+    assert f"http://127.0.0.1:{media_port}" in second and f":{hs_port}" not in second
     assert "(shown only now;" not in second
     people = [line for line in first.splitlines() if line.startswith("  @")]
     assert people and all(line in second for line in people)  # same ids, roles, passwords

@@ -251,6 +251,11 @@ async def test_login_token_endpoint_is_not_reachable_through_nginx(
                 text = await r.text()
                 assert r.status in (400, 404), (path, r.status)
                 assert "login_token" not in text.replace("/login_token", ""), path
+        # Where clients are sent: Synapse's well-known, through nginx, names the clients'
+        # address (the tests' Synapse names the gateway; a firm's, this nginx).
+        async with s.get(base + "/.well-known/matrix/client", ssl=False) as r:
+            known = await r.json(content_type=None)
+            assert known["m.homeserver"]["base_url"].rstrip("/") == homeserver.public_url
         async with s.get(base + "/_synapse/client/unknown", ssl=False) as r:
             # Still passed to Synapse: its own JSON 404, not nginx's page.
             assert (await r.json(content_type=None))["errcode"] == "M_UNRECOGNIZED"

@@ -45,7 +45,11 @@ class MediaStack:
         self.reg_path = workdir / "registration.yaml"
         self.log_path = workdir / "bridge.log"
         data: dict[str, Any] = {
-            "homeserver": {"address": "http://127.0.0.1:1", "domain": DOMAIN},
+            "homeserver": {
+                "address": "http://127.0.0.1:1",
+                "domain": DOMAIN,
+                "public_address": self.gateway,  # clients use the gateway
+            },
             "homeserver_module": {"shared_secret": secrets.token_urlsafe(48)},
             "appservice": {
                 "address": f"http://127.0.0.1:{self.bridge_port}",
@@ -68,7 +72,7 @@ class MediaStack:
             workdir / "synapse",
             server_name=DOMAIN,
             registration_paths=[self.reg_path],
-            extra_config={"max_upload_size": max_upload},
+            extra_config={"max_upload_size": max_upload, "public_baseurl": self.gateway + "/"},
         )
         data["homeserver"]["address"] = self.synapse.base_url
         self.config_path = workdir / "config.yaml"

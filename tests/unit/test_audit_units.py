@@ -204,7 +204,11 @@ def test_config_keys_are_checked(tmp_path: Path) -> None:
     from bridge.config import ConfigError, parse
 
     base = {
-        "homeserver": {"address": "http://127.0.0.1:8008", "domain": "firm.test"},
+        "homeserver": {
+            "address": "http://127.0.0.1:8008",
+            "domain": "firm.test",
+            "public_address": "https://matrix.firm.test",
+        },
         "homeserver_module": {"shared_secret": "m" * 40},
         "appservice": {"address": "http://127.0.0.1:29320", "port": 29320},
         "database": {"uri": "sqlite:x.db"},

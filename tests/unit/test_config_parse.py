@@ -98,6 +98,7 @@ def _delete(data: Any, dotted: str) -> None:
     [
         "homeserver.address",
         "homeserver.domain",
+        "homeserver.public_address",
         "homeserver_module.shared_secret",
         "appservice.address",
         "appservice.port",
@@ -144,8 +145,7 @@ def test_defaults_fill_what_is_left_out(tmp_path: Path) -> None:
         section: copy.deepcopy(example_data()[section])
         for section in ("homeserver", "homeserver_module", "appservice", "database", "provisioning")
     }
-    for optional in ("public_address", "admin_token"):
-        del data["homeserver"][optional]
+    del data["homeserver"]["admin_token"]
     config = parse(data, tmp_path / "c.yaml")
     for key, _check, default in SCHEMA:
         present = key.split(".")[0] in data and key.split(".")[1] in data[key.split(".")[0]]
@@ -181,3 +181,21 @@ def test_the_example_copied_into_another_folder(tmp_path: Path) -> None:
     elsewhere.mkdir(parents=True)
     shutil.copy(copied_example(tmp_path), elsewhere / "config.yaml")
     load_policy(load(elsewhere / "config.yaml"))
+
+
+def test_the_clients_address_is_required_and_is_not_synapses(tmp_path: Path) -> None:
+    """Clients must be given the media gateway's address (or nginx's): the key is required, its
+    error says what it is, and Synapse's own address is refused while the gateway runs."""
+    data = example_data()
+    del data["homeserver"]["public_address"]
+    with pytest.raises(ConfigError, match="'homeserver.public_address' is missing: the address"):
+        parse(data, tmp_path / "c.yaml")
+    data = example_data()
+    data["media"]["enabled"] = True
+    data["homeserver"]["public_address"] = data["homeserver"]["address"] + "/"
+    with pytest.raises(ConfigError, match="'homeserver.public_address' is the homeserver's own"):
+        parse(data, tmp_path / "c.yaml")
+    data["homeserver"]["public_address"] = "https://matrix.firm.example"
+    assert parse(data, tmp_path / "c.yaml")["homeserver.public_address"] == (
+        "https://matrix.firm.example"
+    )

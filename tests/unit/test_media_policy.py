@@ -185,7 +185,11 @@ def test_media_config(tmp_path: Path) -> None:
     assert "cannot recognize" in (check_allowed_types(["application/x-made-up"]) or "")
     assert check_allowed_types([]) is not None
     base = {
-        "homeserver": {"address": "http://127.0.0.1:8008", "domain": "f.test"},
+        "homeserver": {
+            "address": "http://127.0.0.1:8008",
+            "domain": "f.test",
+            "public_address": "https://matrix.f.test",
+        },
         "appservice": {"address": "http://127.0.0.1:1", "port": 1},
         "database": {"uri": "sqlite:x"},
         "provisioning": {"shared_secret": "s" * 40},

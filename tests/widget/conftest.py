@@ -160,7 +160,7 @@ async def media_portal(
 ) -> AsyncIterator[Portal]:
     """Like `portal`, with the bridge's media gateway as the clients' address (it passes the
     rest of the client-server API to Synapse), as a firm deploys it."""
-    port = free_port()
+    port = homeserver.media_port  # the clients' address the tests' Synapse names
     gateway = f"http://127.0.0.1:{port}"
     overrides = {
         "media.enabled": True,
@@ -212,7 +212,7 @@ async def matter_portal(firm: WpFirm, clients_url: str | None = None) -> AsyncIt
     await attorney.start()
     try:
         yield Portal(
-            clients_url=clients_url or firm.hs.url,
+            clients_url=clients_url or firm.hs.public_url,
             wp=firm,
             page_url=data["link"],
             partner_wp=partner,

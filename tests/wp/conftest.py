@@ -91,10 +91,18 @@ class WpFirm:
 async def _wp_firm(
     site: WordPressSite, homeserver: Homeserver, db_uri: str, tmp_path: Path, **overrides: Any
 ) -> AsyncIterator[WpFirm]:
-    bp = BridgeProcess(make_config(homeserver, db_uri, tmp_path, **overrides), homeserver)
+    # Clients (the portal widget) reach the homeserver through the media gateway, which passes
+    # the rest of the client API on, standing in for nginx: the address Synapse names.
+    clients = {
+        "media.enabled": True,
+        "media.port": homeserver.media_port,
+        "media.proxy_client_api": True,
+    }
+    config = make_config(homeserver, db_uri, tmp_path, **{**clients, **overrides})
+    bp = BridgeProcess(config, homeserver)
     await bp.start()
     api = ProvisioningClient(bp.url, SECRET)
-    await site.configure(bp.url, SECRET, homeserver.url)
+    await site.configure(bp.url, SECRET, homeserver.public_url)
     await site.reset_outbox()
     log = site.log_dir / "debug.log"
     start = log.stat().st_size if log.exists() else 0
