@@ -24,7 +24,7 @@ from conftest import Homeserver
 from e2ee_client import DeviceClient
 from playwright.async_api import BrowserContext, Page, expect
 from wp.conftest import WpFirm, _wp_firm, wp  # noqa: F401 - the fixture, for these tests
-from wp.wp_harness import WordPressSite, free_port
+from wp.wp_harness import WordPressSite
 
 # Every wait in the browser is bounded (ms).
 expect.set_options(timeout=30_000)
