@@ -164,7 +164,7 @@ class Bridge:
         # on later); the gateway has its own listener (media.hostname:port).
         self.appservice.sinks.append(MediaIndex())
         self.media = (
-            MediaGateway(config, self.db, registration.as_token, self.bot_mxid)
+            MediaGateway(config, self.db, registration.as_token, self.bot_mxid, self.policy)
             if config["media.enabled"]
             else None
         )

@@ -24,8 +24,10 @@ from media_helpers import (
     download,
     eventually,
     media_firm,
+    person_with_token,
     upload,
 )
+from test_media_to_device import check_to_device, received
 from yarl import URL
 
 from bridge.devtools.synapse import free_port
@@ -176,6 +178,8 @@ async def test_access_matrix_through_nginx(
     tricks = [
         f"/_matrix/media/v3/download/{server_name}/{media_id}/..%2F..%2F..%2F..%2F..%2Fx",
         f"/_matrix/client/v1/media/download/{server_name}/{media_id}/..%2F..%2F..%2F..%2F..%2F..%2Fx",
+        # Normalized, this one leaves /_matrix/ for /_synapse/client/, another location.
+        f"/_matrix/client/v1/media/download/{server_name}/{media_id}/..%2F..%2F..%2F..%2F..%2F..%2F..%2F_synapse%2Fclient%2Fx",
         f"/_matrix/client/v3/../v1/media/download/{server_name}/{media_id}",
         f"/_matrix//media/v3/download/{server_name}/{media_id}",
         f"/_matrix/%6dedia/v3/download/{server_name}/{media_id}",
@@ -259,3 +263,25 @@ async def test_login_token_endpoint_is_not_reachable_through_nginx(
         async with s.get(base + "/_synapse/client/unknown", ssl=False) as r:
             # Still passed to Synapse: its own JSON 404, not nginx's page.
             assert (await r.json(content_type=None))["errcode"] == "M_UNRECOGNIZED"
+
+
+async def test_to_device_through_nginx(
+    media_firm: MediaFirm, nginx: tuple[str, Path], homeserver: Homeserver
+) -> None:
+    """nginx sends every sendToDevice to the gateway, decided on the raw URI as Synapse routes
+    it: the same rules hold through it, and a path that nginx would normalize into another
+    location still reaches the gateway."""
+    base, _ = nginx
+    await check_to_device(media_firm, homeserver, base)
+    firm = media_firm.firm
+    cal, t_cal = await person_with_token(firm, 20, "ncal", "client")
+    out, t_out = await person_with_token(firm, 21, "nout", "client")
+    sneaky = "..%2F..%2F..%2F..%2F_synapse%2Fclient%2Fx"  # normalized: /_synapse/client/x/t
+    url = URL(f"{base}/_matrix/client/v3/sendToDevice/{sneaky}/t{firm.tag}", encoded=True)
+    body = {"messages": {out: {"*": {"body": "outside the firm's system"}}}}
+    async with aiohttp.ClientSession() as s:
+        async with s.put(
+            url, json=body, headers={"Authorization": f"Bearer {t_cal}"}, ssl=False
+        ) as r:
+            assert r.status in (403, 404), r.status
+    assert [e for e in await received(homeserver.url, t_out) if e["sender"] == cal] == []

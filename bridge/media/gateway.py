@@ -32,10 +32,11 @@ from mautrix.util.async_db import Database
 from multidict import CIMultiDict
 from yarl import URL
 
-from . import store
+from ..policy import CurrentPolicy
+from . import store, to_device
 from .access import Access
 from .auth import Tokens, access_token
-from .membership import Membership
+from .membership import Membership, MembershipView
 from .policy import Refusal, classify_upload
 from .ranges import Unsatisfiable, parse_range
 from .rooms import ROOM_PARAM, RoomScope, room_param
@@ -130,8 +131,12 @@ async def _cors(request: web.Request, response: web.StreamResponse) -> None:
 
 
 class MediaGateway:
-    def __init__(self, config: Any, db: Database, as_token: str, bot_mxid: str) -> None:
+    def __init__(
+        self, config: Any, db: Database, as_token: str, bot_mxid: str, policy: CurrentPolicy
+    ) -> None:
         self.db = db
+        self.policy = policy
+        self.domain = config["homeserver.domain"]
         self.hs_url = config["homeserver.address"].rstrip("/")
         self.hostname = config["media.hostname"]
         self.port = config["media.port"]
@@ -210,15 +215,23 @@ class MediaGateway:
             "/_matrix/client/unstable/org.matrix.msc3916/",
         ):
             app.router.add_route("*", prefix + "{tail:.*}", self.unknown)
-        app.router.add_route(
-            "*", "/{tail:.*}", self.forward if self.proxy_client_api else self.unknown
-        )
+        app.router.add_route("*", "/{tail:.*}", self.client_api)
         return app
 
     # --- handlers --------------------------------------------------------------------------
 
     async def options(self, request: web.Request) -> web.Response:
         return web.json_response({})
+
+    async def client_api(self, request: web.Request) -> web.StreamResponse:
+        """The rest of the client-server API: to-device messages are checked here (nginx sends
+        them to the gateway too); with media.proxy_client_api everything else passes through."""
+        event_type = to_device.parse_path(request.rel_url.raw_path)
+        if event_type is not None and request.method == "PUT":
+            return await self.send_to_device(request, event_type)
+        if self.proxy_client_api:
+            return await self.forward(request)
+        return await self.unknown(request)
 
     async def unknown(self, request: web.Request) -> web.Response:
         if request.method == "OPTIONS":  # CORS preflight for a path that has a handler
@@ -397,6 +410,62 @@ class MediaGateway:
                 await response.write(chunk)
             await response.write_eof()
             return response
+
+    # --- to-device messages -----------------------------------------------------------------
+
+    async def send_to_device(self, request: web.Request, event_type: str) -> web.Response:
+        token = access_token(request)
+        sender = await self.tokens.user_id(token)
+        assert token is not None  # user_id() refuses a request without one
+        if not to_device.type_allowed(event_type):
+            log.info(
+                "Refused to-device %r from %s: not an encryption type", event_type[:80], sender
+            )
+            raise to_device.refusal_for_type(event_type)
+        body = await self._read_body(request, to_device.MAX_BODY)
+        targets = to_device.recipients(body)
+        if (refused := await self._unreachable(token, sender, targets)) is not None:
+            log.info(
+                "Refused to-device %s from %s to %d people: %s is out of reach",
+                event_type,
+                sender,
+                len(targets),
+                refused,
+            )
+            raise to_device.refusal_for(refused)
+        assert self._api is not None
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+        url = URL(self.hs_url + request.rel_url.raw_path_qs, encoded=True)
+        async with self._api.put(url, data=body, headers=headers) as up:
+            answer = await up.read()
+            relay = {k: v for k, v in up.headers.items() if k.lower() not in _HOP_BY_HOP}
+            return web.Response(status=up.status, body=answer, headers=relay)
+
+    async def _unreachable(self, token: str, sender: str, targets: list[str]) -> str | None:
+        """The first recipient the sender may not reach, or None."""
+        view = await store.firm_view_of(self.db, self.domain, self._bot, [sender, *targets])
+        policy = self.policy.value
+        left = [t for t in targets if not to_device.may_reach(policy, view, sender, t)]
+        if not left:
+            return None
+        # The firm's records do not connect them: a room they share now does.
+        sender_rooms = await self.access.membership.own_joined_rooms(token)
+        rooms = MembershipView(self.access.membership)
+        for target in left:
+            if not await rooms.rooms_among(target, sender_rooms):
+                return target
+        return None
+
+    async def _read_body(self, request: web.Request, limit: int) -> bytes:
+        if request.content_length is not None and request.content_length > limit:
+            raise Refusal(413, "M_TOO_LARGE", f"the request is larger than {limit} bytes")
+        chunks, size = [], 0
+        async for chunk in request.content.iter_chunked(CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise Refusal(413, "M_TOO_LARGE", f"the request is larger than {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     # --- uploads ---------------------------------------------------------------------------
 

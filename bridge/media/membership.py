@@ -54,6 +54,22 @@ class Membership:
         log.warning("Homeserver answered %s to joined_rooms", status)
         raise Refusal(502, "M_UNKNOWN", "the homeserver could not tell room membership")
 
+    async def own_joined_rooms(self, token: str) -> set[str]:
+        """The rooms the token's owner is joined to now, asked with their own token."""
+        try:
+            async with self._session.get(
+                self._hs + "/_matrix/client/v3/joined_rooms",
+                headers={"Authorization": f"Bearer {token}"},
+            ) as r:
+                status, body = r.status, await r.json(content_type=None)
+        except (ClientError, TimeoutError, ValueError) as e:
+            log.warning("Homeserver membership query failed: %s", type(e).__name__)
+            raise Refusal(502, "M_UNKNOWN", "the homeserver is unreachable") from None
+        if status == 200 and isinstance(body, dict) and isinstance(body.get("joined_rooms"), list):
+            return {r for r in body["joined_rooms"] if isinstance(r, str)}
+        log.warning("Homeserver answered %s to joined_rooms", status)
+        raise Refusal(502, "M_UNKNOWN", "the homeserver could not tell room membership")
+
     async def is_joined(self, room_id: str, user_id: str) -> bool:
         """Whether user_id is joined to room_id now, as the bridge sees it (False if it cannot)."""
         status, body = await self._get(

@@ -6,6 +6,8 @@ from typing import Any
 
 from mautrix.util.async_db import Connection, Database
 
+from ..firm_view import FirmView, MatterFacts, PersonFacts
+from ..model import Capacity, MatterStatus, Role
 from .policy import MediaRecord, Posting
 
 
@@ -123,4 +125,71 @@ async def forget_event(conn: Connection | Any, event_id: str, room_id: str, send
         event_id,
         room_id,
         sender,
+    )
+
+
+async def firm_view_of(
+    db: Database, domain: str, bridge_user: str, user_ids: list[str]
+) -> FirmView:
+    """The firm as it concerns these people only: who they are, their supervisors and
+    attorneys, and the matters they are assigned to (with their own assignments). Enough for
+    the role table's questions about pairs of them; one read per table."""
+    suffix = f":{domain}"
+    localparts = sorted({u[1:].removesuffix(suffix) for u in user_ids if u.endswith(suffix)})
+    if not localparts:
+        return FirmView(0, bridge_user, {}, ())
+    marks = ", ".join(f"${i}" for i in range(1, len(localparts) + 1))
+    rows = await db.fetch(
+        "SELECT p.wp_id, p.login, p.localpart, p.display_name, p.role, p.active,"
+        " s.localpart AS supervisor FROM person p LEFT JOIN person s ON s.wp_id = p.supervisor_id"
+        f" WHERE p.localpart IN ({marks})",
+        *localparts,
+    )
+    ids = {r["wp_id"]: f"@{r['localpart']}{suffix}" for r in rows}
+    if not ids:
+        return FirmView(0, bridge_user, {}, ())
+    wp_marks = ", ".join(f"${i}" for i in range(1, len(ids) + 1))
+    attorneys: dict[int, list[str]] = {}
+    for r in await db.fetch(
+        "SELECT a.person_id, p.localpart FROM person_attorney a"
+        f" JOIN person p ON p.wp_id = a.attorney_id WHERE a.person_id IN ({wp_marks})",
+        *ids,
+    ):
+        attorneys.setdefault(r["person_id"], []).append(f"@{r['localpart']}{suffix}")
+    people = {
+        ids[r["wp_id"]]: PersonFacts(
+            user_id=ids[r["wp_id"]],
+            wp_id=r["wp_id"],
+            login=r["login"],
+            role=Role(r["role"]),
+            active=bool(r["active"]),
+            supervisor=f"@{r['supervisor']}{suffix}" if r["supervisor"] else None,
+            attorneys=frozenset(attorneys.get(r["wp_id"], ())),
+            display_name=r["display_name"],
+        )
+        for r in rows
+    }
+    matters: dict[int, tuple[Any, dict[str, Capacity]]] = {}
+    for r in await db.fetch(
+        "SELECT a.matter_id, a.person_id, a.capacity, m.room_id, m.privileged, m.status"
+        f" FROM matter_assignment a JOIN matter m ON m.wp_id = a.matter_id"
+        f" WHERE a.person_id IN ({wp_marks})",
+        *ids,
+    ):
+        _, assigned = matters.setdefault(r["matter_id"], (r, {}))
+        assigned[ids[r["person_id"]]] = Capacity(r["capacity"])
+    return FirmView(
+        0,
+        bridge_user,
+        people,
+        tuple(
+            MatterFacts(
+                wp_id=matter_id,
+                room_id=row["room_id"],
+                privileged=bool(row["privileged"]),
+                status=MatterStatus(row["status"]),
+                assignments=assigned,
+            )
+            for matter_id, (row, assigned) in matters.items()
+        ),
     )
