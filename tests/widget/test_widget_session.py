@@ -90,7 +90,7 @@ async def test_departure_ends_access_within_5_seconds(
             # Syncing stopped: no request to the homeserver for a while.
             count = len(watch.requests)
             await page.wait_for_timeout(3_000)
-            later = [u for u in watch.requests[count:] if u.startswith(portal.wp.hs.url)]
+            later = [u for u in watch.requests[count:] if u.startswith(portal.clients_url)]
             assert later == [], later
             await assert_clean(watch)
     finally:

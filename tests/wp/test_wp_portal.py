@@ -85,7 +85,8 @@ async def test_chat_mount_point_and_session(wp: WpFirm) -> None:
             status, got, cache = await session(browser, data)
             assert status == 200, got
             assert "no-store" in cache
-            assert got["user_id"] == cid and got["homeserver"] == hs.url
+            # The clients' address (the media gateway), never Synapse's own.
+            assert got["user_id"] == cid and got["homeserver"] == hs.public_url
             assert got["expires_in_ms"] > 0 and got["login_token"]
             async with aiohttp.ClientSession() as s:
                 body = {"type": "m.login.token", "token": got["login_token"]}
