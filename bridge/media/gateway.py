@@ -387,7 +387,8 @@ class MediaGateway:
         # Synapse routes on each path segment %-decoded ("/_synapse/%61dmin/" is its admin API).
         decoded = unquote(raw).lower() + "/"
         if decoded.startswith(_NOT_FORWARDED):
-            log.info("Refused %s %s on the clients' address", request.method, request.path)
+            prefix = next(p for p in _NOT_FORWARDED if decoded.startswith(p))
+            log.info("Refused %s %s... on the clients' address", request.method, prefix)
             return _error(404, "M_UNRECOGNIZED", "not served on the clients' address")
         url = URL(self.hs_url + request.rel_url.raw_path_qs, encoded=True)
         headers = CIMultiDict(
@@ -419,7 +420,11 @@ class MediaGateway:
         assert token is not None  # user_id() refuses a request without one
         if not to_device.type_allowed(event_type):
             log.info(
-                "Refused to-device %r from %s: not an encryption type", event_type[:80], sender
+                # The type is the client's text: not logged, only its length.
+                "Refused a to-device message from %s: its type (%d characters) is not one"
+                " encryption uses",
+                sender,
+                len(event_type),
             )
             raise to_device.refusal_for_type(event_type)
         body = await self._read_body(request, to_device.MAX_BODY)
