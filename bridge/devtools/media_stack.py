@@ -37,7 +37,11 @@ class MediaStack:
     bridge with its gateway, in `workdir`."""
 
     def __init__(
-        self, workdir: Path, max_upload: str = "2G", bridge_log_level: str = "INFO"
+        self,
+        workdir: Path,
+        max_upload: str = "2G",
+        bridge_log_level: str = "INFO",
+        proxy_client_api: bool = False,
     ) -> None:
         self.workdir = workdir
         self.bridge_port, self.gateway_port = free_port(), free_port()
@@ -63,6 +67,7 @@ class MediaStack:
                 "port": self.gateway_port,
                 "max_size": max_upload,
                 "spool_dir": str(workdir / "spool"),
+                "proxy_client_api": proxy_client_api,
             },
             "logging": {"level": bridge_log_level},
         }

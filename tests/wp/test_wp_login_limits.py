@@ -203,15 +203,22 @@ def homeserver_behind_proxy(work: Path) -> Iterator[Homeserver]:
     reg_path = work / "registration.yaml"
     config = parse(bridge_config_data(port, "http://127.0.0.1:1", "sqlite:unused"), work / "c.yaml")
     reg.write(config, reg_path)
+    media_port = free_port()  # the clients' address, which Synapse names
     server = SynapseServer(
-        work, server_name=DOMAIN, registration_paths=[reg_path], extra_config=module_config(port)
+        work,
+        server_name=DOMAIN,
+        registration_paths=[reg_path],
+        extra_config={
+            **module_config(port),
+            "public_baseurl": f"http://127.0.0.1:{media_port}/",
+        },
     )
     listener = server.build_config()["listeners"][0]
     server.extra_config["listeners"] = [{**listener, "x_forwarded": True}]
     server.start()
     try:
         admin = server.register_user("_admin", secrets.token_urlsafe(16), admin=True)
-        yield Homeserver(server, port, reg_path, admin)
+        yield Homeserver(server, port, reg_path, admin, media_port)
     finally:
         server.stop()
 
