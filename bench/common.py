@@ -20,8 +20,8 @@ from urllib.parse import quote
 import aiohttp
 
 from bridge.app import DEFAULT_POLICY
-from bridge.model import Capacity, Role
-from bridge.policy import Policy
+from bridge.core.model import Capacity, Role
+from bridge.core.policy import Policy
 
 if TYPE_CHECKING:
     from bridge.devtools.synapse import SynapseServer

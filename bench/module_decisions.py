@@ -18,10 +18,10 @@ from unittest.mock import Mock
 
 from common import BenchError, build_firm, log
 
-from bridge.firm_view import FirmView
-from bridge.model import Capacity, Role
-from bridge.policy import Policy
-from bridge.snapshot_delta import delta, index
+from bridge.core.firm_view import FirmView
+from bridge.core.model import Capacity, Role
+from bridge.core.policy import Policy
+from bridge.core.snapshot_delta import delta, index
 
 
 def summarize_ns(samples: Sequence[int]) -> dict[str, float]:
@@ -267,7 +267,7 @@ def send_case(view: FirmView, partner: str, client: str) -> tuple[Any, dict, Any
     from synapse.api.room_versions import KNOWN_ROOM_VERSIONS
     from synapse.events import make_event_from_dict
 
-    from bridge.policy import MATTER_KEY
+    from bridge.core.constants import MATTER_KEY
 
     def event(etype: str, sender: str, content: dict, room: str, key: str | None = None) -> Any:
         data: dict[str, Any] = {

@@ -49,12 +49,13 @@ from harness import (
 from module_decisions import drive, summarize_ns, warm_module
 from ruamel.yaml import YAML
 
+from bridge.core.constants import ROOM_ENCRYPTION
+from bridge.core.firm_view import FirmView
+from bridge.core.model import Matter, MatterStatus, Role
+from bridge.core.policy import Policy
 from bridge.devtools.client import ProvisioningClient
 from bridge.devtools.process import BridgeProcess, ChildProcess
 from bridge.devtools.synapse import SynapseServer
-from bridge.firm_view import FirmView
-from bridge.model import Matter, MatterStatus, Role
-from bridge.policy import ROOM_ENCRYPTION, Policy
 from bridge.reconciler import matter_room_body, room_name, room_topic
 
 POLICY_MODULE = Path(__file__).resolve().with_name("policy_module.py")

@@ -75,10 +75,10 @@ from provision_steps import (
     wait_synced,
 )
 
+from bridge.core.model import Role
 from bridge.devtools.client import ProvisioningClient
 from bridge.devtools.process import BridgeProcess
 from bridge.devtools.synapse import SynapseServer
-from bridge.model import Role
 
 TARGET_CPU_RATIO = 0.25
 TARGET_WALL_RATIO = 1.3

@@ -23,9 +23,9 @@ from common import (
     log,
 )
 
+from bridge.core.model import Matter, MatterStatus
+from bridge.core.policy import Policy
 from bridge.devtools.client import ProvisioningClient
-from bridge.model import Matter, MatterStatus
-from bridge.policy import Policy
 from bridge.reconciler import matter_room_body, room_name, room_topic
 
 

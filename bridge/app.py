@@ -19,13 +19,13 @@ from .appservice import AppServiceHandler
 from .audit.api import AuditAPI
 from .audit.service import AuditService
 from .config import Config, ConfigError
+from .core.policy import CurrentPolicy, Policy, PolicyError
 from .db import open_database
 from .export.api import TranscriptAPI
 from .matrix import Homeserver, is_transient
 from .media.gateway import MediaGateway
 from .media.index import MediaIndex
 from .module_link import ModuleClient, ModuleRoutes
-from .policy import CurrentPolicy, Policy, PolicyError
 from .provisioning.api import ProvisioningAPI
 from .provisioning.policy_routes import PolicyRoutes, load_stored_policy
 from .provisioning.rooms import RoomRoutes

@@ -19,8 +19,8 @@ from aiohttp import web
 from mautrix.util.async_db import Database
 
 from . import metrics
+from .core.constants import MANAGED_STATE
 from .db import store, transaction
-from .policy import MANAGED_STATE
 from .reconciler import MATTER, Reconciler
 
 log = logging.getLogger("bridge.appservice")

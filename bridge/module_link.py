@@ -21,19 +21,15 @@ from aiohttp import ClientError, ClientSession, ClientTimeout, web
 from mautrix.util.async_db import Database, Scheme
 
 from . import metrics
+from .core.constants import DISPLAYNAME_PATH, LOGIN_PATH, MINT_PATH, REFRESH_PATH, SNAPSHOT_PATH
+from .core.policy import CurrentPolicy
+from .core.snapshot_delta import SnapshotIndex, delta, index
 from .db import store, transaction
-from .policy import CurrentPolicy
-from .snapshot_delta import SnapshotIndex, delta, index
 from .wordpress import WordPress, WordPressRateLimited, WordPressUnavailable
 
 log = logging.getLogger("bridge.module_link")
-INTERNAL = "/_firm/internal/v1"
 # Generations whose index is kept for deltas (the module reads every second; a few suffice).
 DELTA_GENERATIONS = 8
-MINT_PATH = "/_synapse/client/firm/login_token"
-# The module's other endpoints for the bridge: read the state now; set a person's name.
-REFRESH_PATH = "/_synapse/client/firm/refresh"
-DISPLAYNAME_PATH = "/_synapse/client/firm/displayname"
 
 
 def _error(status: int, errcode: str, message: str) -> web.Response:
@@ -72,8 +68,8 @@ class ModuleRoutes:
 
     def routes(self) -> list[web.RouteDef]:
         return [
-            web.get(INTERNAL + "/snapshot", self.snapshot),
-            web.post(INTERNAL + "/login", self.login),
+            web.get(SNAPSHOT_PATH, self.snapshot),
+            web.post(LOGIN_PATH, self.login),
         ]
 
     async def snapshot(self, request: web.Request) -> web.Response:

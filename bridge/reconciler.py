@@ -23,12 +23,13 @@ from mautrix.util.async_db import Database, Scheme
 from . import metrics
 from .audit.records import note_row
 from .audit.store import add_pending
+from .core.constants import MANAGED_STATE, MATTER_KEY
+from .core.firm_view import FirmView
+from .core.model import Matter, MatterStatus, Person, Role
+from .core.policy import CurrentPolicy
 from .db import store, transaction
-from .firm_view import FirmView
 from .matrix import Homeserver
-from .model import Matter, MatterStatus, Person, Role
 from .module_link import ModuleClient
-from .policy import MANAGED_STATE, MATTER_KEY, CurrentPolicy
 from .tasks import stop_tasks
 
 log = logging.getLogger("bridge.reconciler")

@@ -31,7 +31,7 @@ from audit_helpers import (
 from conftest import Firm, Homeserver, start_bridge
 
 from bridge.audit.chain import FIELDS, GENESIS, link
-from bridge.policy import MATTER_KEY
+from bridge.core.constants import MATTER_KEY
 
 
 @pytest.fixture

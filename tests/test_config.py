@@ -16,8 +16,8 @@ import attrs
 import pytest
 from ruamel.yaml import YAML
 
+from bridge.core.policy import Policy, PolicyError
 from bridge.devtools.synapse import free_port
-from bridge.policy import Policy, PolicyError
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config" / "example-config.yaml"

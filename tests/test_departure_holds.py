@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 from conftest import MODULE_SECRET, Firm
 
-from bridge.module_link import REFRESH_PATH
+from bridge.core.constants import REFRESH_PATH
 
 
 async def token_login(firm: Firm, token: str) -> tuple[int, Any]:

@@ -1,4 +1,4 @@
-"""The firm's settings for Synapse (bridge/homeserver_settings.py), each on a real Synapse: the
+"""The firm's settings for Synapse (bridge/core/homeserver_settings.py), each on a real Synapse: the
 demo's limits logins (#12 item 11: it allowed 1,000 a second), push notifications carry no
 message content (item 15), and the module warns at start-up about every setting a firm's own
 homeserver lacks, and puts back a global name a person changes where that is allowed."""

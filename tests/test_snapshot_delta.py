@@ -10,8 +10,8 @@ from typing import Any
 import aiohttp
 from conftest import MODULE_SECRET, Firm
 
-from bridge.firm_view import FirmView
-from bridge.snapshot_delta import delta, index
+from bridge.core.firm_view import FirmView
+from bridge.core.snapshot_delta import delta, index
 
 ROLES = ["partner", "associate", "paralegal", "client", "assistant"]
 CAPACITIES = ["client", "responsible_partner", "associate", "paralegal"]

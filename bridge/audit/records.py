@@ -15,8 +15,8 @@ from typing import Any
 
 import attrs
 
+from ..core.constants import MATTER_KEY
 from ..export.eventhash import event_hash, redacted_hash, redacts_of
-from ..policy import MATTER_KEY
 from .chain import FIELDS, OPTIONAL_FIELDS
 
 _compact = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode

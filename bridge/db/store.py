@@ -13,8 +13,8 @@ from typing import Any
 from mautrix.util.async_db import Connection
 
 from ..audit.store import save_matter_retention
-from ..model import Capacity, Matter, MatterStatus, Person, Role
-from ..policy import Policy
+from ..core.model import Capacity, Matter, MatterStatus, Person, Role
+from ..core.policy import Policy
 from ..provisioning.validate import BadField, MatterInput, PersonInput
 
 _LOCALPART_BAD = re.compile(r"[^a-z0-9._=\-]+")

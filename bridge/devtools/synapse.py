@@ -2,7 +2,7 @@
 
 The server runs as a child process (``python -m synapse.app.homeserver``) from the
 installed ``matrix-synapse`` with a SQLite database, a single client listener on
-127.0.0.1, no federation, the settings a firm's homeserver needs (bridge.homeserver_settings)
+127.0.0.1, no federation, the settings a firm's homeserver needs (bridge.core.homeserver_settings)
 and rate limits effectively disabled (logins too, unless ``login_limits``: the demo keeps the
 firm's).  Everything lives in ``workdir``: restarting a :class:`SynapseServer` (or creating a
 new one on the same ``workdir``) gives the same server — same port, database, secrets and config.
@@ -33,7 +33,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from ..homeserver_settings import FIRM_SETTINGS, LOGIN_LIMITS
+from ..core.homeserver_settings import FIRM_SETTINGS, LOGIN_LIMITS
 
 log = logging.getLogger("bridge.devtools.synapse")
 

@@ -32,10 +32,10 @@ from .. import metrics
 from ..audit import store as audit_store
 from ..audit.records import note_row, now_ms
 from ..audit.service import AuditService
+from ..core.model import Role
+from ..core.policy import CurrentPolicy
 from ..db import store as firm_store
 from ..db import transaction
-from ..model import Role
-from ..policy import CurrentPolicy
 from ..provisioning.api import PREFIX, ApiError
 from ..provisioning.signing import SIGNATURE_HEADER, SignatureError, verify
 from . import manifest as mf

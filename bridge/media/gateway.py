@@ -32,7 +32,7 @@ from mautrix.util.async_db import Database
 from multidict import CIMultiDict
 from yarl import URL
 
-from ..policy import CurrentPolicy
+from ..core.policy import CurrentPolicy
 from . import store, to_device
 from .access import Access
 from .auth import Tokens, access_token

@@ -6,8 +6,8 @@ from typing import Any
 
 from mautrix.util.async_db import Connection, Database
 
-from ..firm_view import FirmView, MatterFacts, PersonFacts
-from ..model import Capacity, MatterStatus, Role
+from ..core.firm_view import FirmView, MatterFacts, PersonFacts
+from ..core.model import Capacity, MatterStatus, Role
 from .policy import MediaRecord, Posting
 
 

@@ -20,8 +20,8 @@ import json
 import re
 from urllib.parse import unquote
 
-from ..firm_view import FirmView
-from ..policy import Policy
+from ..core.firm_view import FirmView
+from ..core.policy import Policy
 from .policy import Refusal
 
 # Synapse's own route for it (synapse/rest/client/sendtodevice.py), matched on the raw path as

@@ -13,10 +13,10 @@ from aiohttp import web
 from mautrix.util.async_db import Database
 
 from .. import metrics
+from ..core.model import Matter, Person
+from ..core.policy import CurrentPolicy
 from ..db import store, transaction
-from ..model import Matter, Person
 from ..module_link import ModuleClient
-from ..policy import CurrentPolicy
 from ..reconciler import MATTER, PERSON, Reconciler
 from .signing import SignatureError, verify
 from .validate import BadField, parse_matter, parse_person, parse_wp_id

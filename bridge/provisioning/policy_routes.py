@@ -8,8 +8,8 @@ from typing import Any
 
 from aiohttp import web
 
+from ..core.policy import CurrentPolicy, Policy, PolicyError
 from ..db import store, transaction
-from ..policy import CurrentPolicy, Policy, PolicyError
 from ..reconciler import MATTER
 from .api import PREFIX, ApiError, ProvisioningAPI
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from aiohttp import web
 
+from ..core.policy import CurrentPolicy
 from ..db import store, transaction
-from ..policy import CurrentPolicy
 from .api import PREFIX, ApiError, ProvisioningAPI
 
 

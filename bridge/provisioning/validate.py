@@ -7,7 +7,7 @@ from typing import Any
 
 import attrs
 
-from ..model import Capacity, MatterStatus, Role
+from ..core.model import Capacity, MatterStatus, Role
 
 
 class BadField(Exception):

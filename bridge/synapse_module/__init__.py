@@ -9,7 +9,7 @@ An appservice cannot refuse anything; the homeserver can. Loaded through Synapse
           shared_secret: <homeserver_module.shared_secret from the bridge's config>
 
 It reads the firm's state from the bridge every second (a cheap 304 when nothing changed) and
-decides with the pure evaluator in bridge.policy. When the state cannot be read, firm actions are
+decides with the pure evaluator in bridge.core.policy. When the state cannot be read, firm actions are
 refused: it fails closed.
 """
 

@@ -10,24 +10,38 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 import attrs
-from synapse.api.errors import Codes, HttpResponseException, SynapseError
-from synapse.http.server import DirectServeJsonResource
-from synapse.http.servlet import parse_json_object_from_request
-from synapse.logging.context import current_context
-from synapse.module_api import NOT_SPAM, ModuleApi, make_deferred_yieldable, run_in_background
-from synapse.module_api.errors import ConfigError
-from synapse.types import UserID
 
-from ..firm_view import FirmView
-from ..homeserver_settings import missing
-from ..module_link import DISPLAYNAME_PATH, MINT_PATH, REFRESH_PATH
-from ..policy import MATTER_KEY, ROOM_ENCRYPTION, Decision, Policy
+# Not part of the module API: the only way to the address Synapse saw for the client logging in.
+from synapse.logging.context import current_context
+from synapse.module_api import (
+    NOT_SPAM,
+    DirectServeJsonResource,
+    ModuleApi,
+    UserID,
+    make_deferred_yieldable,
+    parse_json_object_from_request,
+    run_in_background,
+)
+from synapse.module_api.errors import Codes, ConfigError, SynapseError
+
+# The core alone (attrs, and nothing of the bridge's process): see bridge/core/__init__.py.
+from ..core.constants import (
+    DISPLAYNAME_PATH,
+    LOGIN_PATH,
+    MATTER_KEY,
+    MINT_PATH,
+    PURPOSE_KEY,
+    REFRESH_PATH,
+    ROOM_ENCRYPTION,
+    SCHEDULING,
+    SNAPSHOT_PATH,
+)
+from ..core.firm_view import FirmView
+from ..core.homeserver_settings import missing
+from ..core.policy import Decision, Policy
 
 log = logging.getLogger("bridge.synapse_module")
 
-# createRoom's creation_content marks a front-desk room: {"org.firm.purpose": "scheduling"}.
-PURPOSE_KEY = "org.firm.purpose"
-SCHEDULING = "scheduling"
 # Events that put someone in a room; people make them only through the checked ways.
 MEMBERSHIP_TYPES = ("m.room.member", "m.room.third_party_invite")
 LOGIN_TOKEN_MS = 2 * 60 * 1000
@@ -105,7 +119,7 @@ class FirmPolicyModule:
     def _init_state(self, config: ModuleConfig) -> None:
         """Everything but Synapse's API (the decision benchmark builds the module this way)."""
         self.config = config
-        self._url = config.bridge_url.rstrip("/") + "/_firm/internal/v1"
+        self._url = config.bridge_url.rstrip("/")
         self._auth = {b"Authorization": [f"Bearer {config.shared_secret}".encode()]}
         self.view: FirmView | None = None
         self._etag: str | None = None
@@ -140,7 +154,7 @@ class FirmPolicyModule:
         held, the bridge answers with what changed since it (or 304), unless `whole`."""
         began = time.monotonic()
         headers = dict(self._auth)
-        url = self._url + "/snapshot"
+        url = self._url + SNAPSHOT_PATH
         held = self._etag if self.view is not None else None
         if held is not None:
             headers[b"If-None-Match"] = [held.encode()]
@@ -153,15 +167,16 @@ class FirmPolicyModule:
                 url,
                 headers=headers,
             )
-        except HttpResponseException as e:
-            if e.code == 304:
+        except Exception as e:
+            status = _answered(e)
+            if status == 304:
                 self._fetched_at = time.monotonic()
                 self._read_began = max(self._read_began, began)
                 return True
-            log.warning("Bridge refused the state read: HTTP %d", e.code)
-            return False
-        except Exception as e:
-            log.warning("Bridge unreachable for the state read: %s", type(e).__name__)
+            if status is not None:
+                log.warning("Bridge refused the state read: HTTP %d", status)
+            else:
+                log.warning("Bridge unreachable for the state read: %s", type(e).__name__)
             return False
         if began < self._read_began:
             return True  # a read that began later has already given newer state
@@ -588,16 +603,16 @@ class FirmPolicyModule:
             data = await self._within(
                 self.config.request_timeout * 3,
                 self.api.http_client.post_json_get_json,
-                self._url + "/login",
+                self._url + LOGIN_PATH,
                 {"login": username, "password": password, **_client_address()},
                 headers=self._auth,
             )
-        except HttpResponseException as e:
-            if e.code == 503:
-                log.error("Login refused: WordPress could not check it (fail closed)")
-            return None
         except Exception as e:
-            log.error("Login refused: bridge unreachable (%s)", type(e).__name__)
+            status = _answered(e)
+            if status is None:
+                log.error("Login refused: bridge unreachable (%s)", type(e).__name__)
+            elif status == 503:
+                log.error("Login refused: WordPress could not check it (fail closed)")
             return None
         user_id = data.get("user_id") if isinstance(data, dict) else None
         return (user_id, None) if isinstance(user_id, str) else None
@@ -622,6 +637,16 @@ class FirmPolicyModule:
         token = await self.api.create_login_token(user_id, duration_in_ms=LOGIN_TOKEN_MS)
         log.info("Minted a portal login token for %s", user_id)
         return {"login_token": token, "expires_in_ms": LOGIN_TOKEN_MS}
+
+
+def _answered(error: Exception) -> int | None:
+    """The status of the bridge's non-2xx answer, None when it did not answer. Synapse's HTTP
+    client raises HttpResponseException with the status as `code`; that class is not part of the
+    module API (its own errors, SynapseError among them, mean no answer: a timeout is a 504)."""
+    code = getattr(error, "code", None)
+    if isinstance(error, SynapseError) or not isinstance(code, int) or isinstance(code, bool):
+        return None
+    return code
 
 
 def _client_address() -> dict[str, str]:

@@ -120,8 +120,8 @@ def test_key_file_reads_elements_test_vector_and_round_trips() -> None:
 def test_who_may_export_comes_from_the_role_table() -> None:
     import pytest
 
-    from bridge.model import Role
-    from bridge.policy import Policy, PolicyError
+    from bridge.core.model import Role
+    from bridge.core.policy import Policy, PolicyError
 
     base = Policy.from_yaml(
         (Path(__file__).parents[2] / "bridge" / "default_policy.yaml").read_text()

@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from bridge.app import DEFAULT_POLICY
-from bridge.firm_view import FirmView
-from bridge.policy import Policy
+from bridge.core.firm_view import FirmView
+from bridge.core.policy import Policy
 
 POLICY = Policy.from_yaml(DEFAULT_POLICY.read_text(), "default_policy.yaml")
 BRIDGE = "@firmbridge:firm.test"

@@ -13,7 +13,7 @@ from ruamel.yaml import YAML
 
 from bridge.app import DEFAULT_POLICY, load_policy
 from bridge.config import SCHEMA, ConfigError, load, parse
-from bridge.model import Role
+from bridge.core.model import Role
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config" / "example-config.yaml"

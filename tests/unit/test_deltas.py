@@ -7,9 +7,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from bridge.firm_view import FirmView
-from bridge.model import Capacity, MatterStatus
-from bridge.snapshot_delta import delta, index
+from bridge.core.firm_view import FirmView
+from bridge.core.model import Capacity, MatterStatus
+from bridge.core.snapshot_delta import delta, index
 
 
 def snapshot() -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from bridge.homeserver_settings import FIRM_SETTINGS, LOGIN_LIMITS, missing
+from bridge.core.homeserver_settings import FIRM_SETTINGS, LOGIN_LIMITS, missing
 from bridge.reconciler import who_leaves
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,8 +18,7 @@ from synapse.module_api import NOT_SPAM, ModuleApi
 from synapse.module_api.errors import ConfigError
 from synapse.types import create_requester
 
-from bridge.module_link import DISPLAYNAME_PATH, MINT_PATH, REFRESH_PATH
-from bridge.policy import MATTER_KEY
+from bridge.core.constants import DISPLAYNAME_PATH, MATTER_KEY, MINT_PATH, REFRESH_PATH
 from bridge.synapse_module import FirmPolicyModule
 
 SECRET = "m" * 40

@@ -10,15 +10,9 @@ from typing import Any
 import pytest
 from small_firm import BRIDGE, FIRM, POLICY, uid
 
-from bridge.model import Capacity, Matter, MatterStatus, Role
-from bridge.policy import (
-    MANAGED_STATE,
-    MANAGER_LEVEL,
-    MATTER_KEY,
-    Policy,
-    PolicyError,
-    successor_for,
-)
+from bridge.core.constants import MANAGED_STATE, MANAGER_LEVEL, MATTER_KEY
+from bridge.core.model import Capacity, Matter, MatterStatus, Role
+from bridge.core.policy import Policy, PolicyError, successor_for
 from bridge.reconciler import matter_room_body, room_name, room_topic
 
 

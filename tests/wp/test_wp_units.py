@@ -10,7 +10,7 @@ import re
 import secrets
 from typing import Any
 
-from bridge.policy import Policy, PolicyError
+from bridge.core.policy import Policy, PolicyError
 from bridge.provisioning.signing import sign
 
 from .wp_harness import PLUGIN, ROOT, WordPressSite, php_literal

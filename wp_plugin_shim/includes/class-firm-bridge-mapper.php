@@ -33,7 +33,7 @@ final class Firm_Bridge_Mapper {
 	/** Firm roles that count as attorneys (assigned attorneys of clients and paralegals). */
 	const ATTORNEY_ROLES = array( 'partner', 'associate' );
 
-	/** Which firm roles may hold each capacity on a matter (bridge/model.py CAPACITY_ROLES). */
+	/** Which firm roles may hold each capacity on a matter (bridge/core/model.py CAPACITY_ROLES). */
 	const CAPACITY_ROLES = array(
 		'clients'             => array( 'client' ),
 		'responsible_partner' => array( 'partner' ),

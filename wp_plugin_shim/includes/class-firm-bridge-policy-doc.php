@@ -1,7 +1,7 @@
 <?php
 /**
  * The Restrictions screen's document: the bridge's role table (config/policy.yaml's shape) as
- * JSON, checked by the same rules as the bridge's Policy.from_data (bridge/policy.py), so a table
+ * JSON, checked by the same rules as the bridge's Policy.from_data (bridge/core/policy.py), so a table
  * the bridge would refuse is refused here, naming the field, before anything is saved or sent.
  * Keys the bridge does not know are kept and sent as they are (it ignores them).
  * tests/wp/test_wp_units.py runs the same documents through both and expects the same verdicts.
@@ -20,13 +20,13 @@ final class Firm_Bridge_Policy_Doc {
 
 	const MAX_BYTES = 65536;
 
-	/** The firm's roles, as the bridge names them (bridge/model.py Role). */
+	/** The firm's roles, as the bridge names them (bridge/core/model.py Role). */
 	const ROLES = array( 'partner', 'associate', 'paralegal', 'assistant', 'client', 'administrator' );
 
-	/** Which matter rooms a role joins (bridge/policy.py MATTER_ROOMS). */
+	/** Which matter rooms a role joins (bridge/core/policy.py MATTER_ROOMS). */
 	const MATTER_ROOMS = array( 'assigned', 'assigned_non_privileged', 'none' );
 
-	/** With whom a role may hold a conversation (bridge/policy.py CONVERSATION_RULES). */
+	/** With whom a role may hold a conversation (bridge/core/policy.py CONVERSATION_RULES). */
 	const CONVERSATION_RULES = array( 'firm_members', 'assigned_clients', 'assigned_clients_non_privileged', 'supervising_partner', 'assigned_attorneys', 'clients_for_scheduling' );
 
 	/** Power levels are below the bridge's own (100), which only it holds. */

@@ -66,7 +66,7 @@ class FirmView:
         )
 
     def apply(self, delta: Mapping[str, Any]) -> FirmView:
-        """This view with a delta from the bridge applied (bridge/snapshot_delta.py)."""
+        """This view with a delta from the bridge applied (snapshot_delta.py)."""
         people = dict(self.people)
         for uid in delta["removed_people"]:
             people.pop(uid, None)

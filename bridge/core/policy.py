@@ -10,10 +10,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap
-from ruamel.yaml.error import YAMLError
 
+from .constants import HISTORY_VISIBILITY, MANAGED_STATE, MANAGER_LEVEL, ROOM_ENCRYPTION
 from .firm_view import FirmView, PersonFacts
 from .model import CAPACITY_ROLES, Capacity, MatterStatus, Role
 
@@ -30,27 +28,6 @@ CONVERSATION_RULES = (
 DEFAULT_MAX_GROUP_SIZE = 8
 # Who may export a matter's verifiable transcript when the table does not say (issue 11).
 DEFAULT_EXPORTERS = frozenset({Role.PARTNER, Role.ASSOCIATE})
-ROOM_ENCRYPTION = {"algorithm": "m.megolm.v1.aes-sha2"}
-# A matter room's creation content names its matter under this key.
-MATTER_KEY = "org.firm.matter"
-HISTORY_VISIBILITY = "invited"
-# The level only the bridge, as the room's creator, reaches.
-MANAGER_LEVEL = 100
-# State the bridge alone may set; listed so clients show them as locked.
-MANAGED_STATE = (
-    "m.room.power_levels",
-    "m.room.encryption",
-    "m.room.join_rules",
-    "m.room.history_visibility",
-    "m.room.guest_access",
-    "m.room.name",
-    "m.room.topic",
-    "m.room.avatar",
-    "m.room.canonical_alias",
-    "m.room.server_acl",
-    "m.room.tombstone",
-    "m.room.pinned_events",
-)
 
 
 class PolicyError(ValueError):
@@ -90,6 +67,10 @@ class Policy:
 
     @classmethod
     def from_yaml(cls, text: str, source: str = "policy") -> Policy:
+        # Only here: the homeserver module gets the table as JSON and never loads ruamel.
+        from ruamel.yaml import YAML
+        from ruamel.yaml.error import YAMLError
+
         try:
             data = YAML().load(text)
         except YAMLError as e:
@@ -99,10 +80,12 @@ class Policy:
     @classmethod
     def from_data(cls, data: Any, source: str = "policy") -> Policy:
         def where(node: Any, key: str | None = None) -> str:
-            if isinstance(node, CommentedMap):
+            # A mapping read from YAML by ruamel (CommentedMap) knows its lines.
+            lines = getattr(node, "lc", None) if isinstance(node, dict) else None
+            if lines is not None:
                 if key is not None and key in node:
-                    return f"{source}, line {node.lc.key(key)[0] + 1}"
-                return f"{source}, line {node.lc.line + 1}"
+                    return f"{source}, line {lines.key(key)[0] + 1}"
+                return f"{source}, line {lines.line + 1}"
             return source
 
         if not isinstance(data, dict) or not isinstance(data.get("roles"), dict):

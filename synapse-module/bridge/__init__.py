@@ -1,0 +1,1 @@
+../../bridge/__init__.py
