@@ -26,6 +26,8 @@ from .matrix import Homeserver, is_transient
 from .media.gateway import MediaGateway
 from .media.index import MediaIndex
 from .module_link import ModuleClient, ModuleRoutes
+from .notify.routes import NoticeRoutes
+from .notify.service import make_notices
 from .provisioning.api import ProvisioningAPI
 from .provisioning.policy_routes import PolicyRoutes, load_stored_policy
 from .provisioning.rooms import RoomRoutes
@@ -168,6 +170,10 @@ class Bridge:
             if config["media.enabled"]
             else None
         )
+        # Notices that carry nothing (issue 13): windows from events, e-mail through WordPress.
+        self.notices = make_notices(config, self.db, registration.as_token, self.bot_mxid)
+        self.appservice.sinks.append(self.notices.sink)
+        self.notice_routes = NoticeRoutes(self.provisioning, self.notices)
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task] = []
 
@@ -181,6 +187,7 @@ class Bridge:
         app.add_routes(self.module_routes.routes())
         app.add_routes(self.audit_api.routes())
         app.add_routes(self.transcripts.routes())
+        app.add_routes(self.notice_routes.routes())
         return app
 
     async def start(self) -> None:
@@ -212,6 +219,8 @@ class Bridge:
             asyncio.create_task(self._housekeeping(), name="bridge-housekeeping"),
         ]
         self.reconciler.start()
+        self.notices.start()
+        self._tasks += self.notices.tasks
 
     async def _housekeeping(self) -> None:
         # The homeserver retries a transaction for minutes, not weeks: older ids can go.
@@ -263,6 +272,7 @@ class Bridge:
             ("module client", self.module_client),
             ("WordPress client", self.wordpress),
             ("transcript routes' client", self.transcripts),
+            ("notices' clients", self.notices),
         ):
             if session is not None:
                 await self._bounded(session.close(), name)

@@ -17,6 +17,7 @@ from ruamel.yaml.error import YAMLError
 
 from .media.settings import check_allowed_types, check_size
 from .media.sniff import DEFAULT_ALLOWED
+from .notify.decide import check_delay
 
 
 class ConfigError(Exception):
@@ -127,6 +128,11 @@ SCHEMA: list[tuple[str, _Check, Any]] = [
     ("homeserver_module.shared_secret", _secret, _REQUIRED),
     ("wordpress.login_check_url", _optional_url, None),
     ("wordpress.timeout", _positive, 10),
+    # Notices (bridge/notify): WordPress's notice route; the firm's delay, in seconds.
+    ("wordpress.notice_url", _optional_url, None),
+    ("notify.delay", check_delay, 600),
+    ("notify.poll_interval", _positive, 2),
+    ("notify.backoff_max", _positive, 300),
     ("appservice.id", _localpart, "firm-bridge"),
     ("appservice.address", _url, _REQUIRED),
     ("appservice.hostname", _str, "127.0.0.1"),

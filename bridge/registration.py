@@ -43,7 +43,12 @@ def generate(config: Config, tokens: tuple[str, str] | None = None) -> dict:
         "sender_localpart": config["appservice.bot_localpart"],
         "rate_limited": False,
         "namespaces": {
-            "users": [{"regex": people_regex(domain), "exclusive": True}],
+            # Not exclusive: Synapse computes no push actions for users of an exclusive
+            # namespace, so the firm's people would get no push, no unread counts in their
+            # clients and no notifications (synapse/push/bulk_push_rule_evaluator.py, "Filter
+            # out appservice users"). Nobody else can take these ids: registration is off
+            # (homeserver_settings.FIRM_SETTINGS) and the module keeps them out of the directory.
+            "users": [{"regex": people_regex(domain), "exclusive": False}],
             "aliases": [
                 {"regex": alias_regex(domain, config["appservice.alias_prefix"]), "exclusive": True}
             ],

@@ -366,8 +366,8 @@ async def _is(call: Any, value: int) -> bool:
 
 
 async def test_user_directory_shows_no_one_out_of_bounds(firm: Firm) -> None:
-    # Synapse keeps users of an appservice's exclusive namespace (all the firm's people) out of
-    # its user directory; the module's filter hides anyone a person may not contact on top.
+    # The module's filter hides anyone a person may not contact (the bridge's namespace is not
+    # exclusive, so Synapse itself lists the firm's people who share a room).
     await small_matter(firm)
     cal = who(firm, "cal")
     for term in (firm.login("zed"), firm.login("ann"), "firmbridge"):

@@ -45,6 +45,7 @@ require_once __DIR__ . '/includes/class-firm-bridge-rooms.php';
 require_once __DIR__ . '/includes/class-firm-bridge-portal.php';
 require_once __DIR__ . '/includes/class-firm-bridge-widget-assets.php';
 require_once __DIR__ . '/includes/class-firm-bridge-privacy.php';
+require_once __DIR__ . '/includes/class-firm-bridge-notices.php';
 
 register_activation_hook( __FILE__, array( 'Firm_Bridge_Plugin', 'activate' ) );
 register_deactivation_hook( __FILE__, array( 'Firm_Bridge_Plugin', 'deactivate' ) );
@@ -54,7 +55,7 @@ register_deactivation_hook( __FILE__, array( 'Firm_Bridge_Plugin', 'deactivate' 
  */
 final class Firm_Bridge_Plugin {
 
-	const DB_VERSION = '1';
+	const DB_VERSION = '2';
 
 	/**
 	 * Hooks everything up (on plugins_loaded).
@@ -76,6 +77,7 @@ final class Firm_Bridge_Plugin {
 		Firm_Bridge_Portal::hooks();
 		Firm_Bridge_Widget_Assets::hooks();
 		Firm_Bridge_Privacy::hooks();
+		Firm_Bridge_Notices::hooks();
 		if ( defined( 'WP_CLI' ) && WP_CLI ) {
 			require_once __DIR__ . '/includes/class-firm-bridge-cli.php';
 			WP_CLI::add_command( 'firm-bridge', 'Firm_Bridge_CLI' );
@@ -90,6 +92,7 @@ final class Firm_Bridge_Plugin {
 		Firm_Bridge_Login_Check::install();
 		Firm_Bridge_Roles::install();
 		Firm_Bridge_Settings::install();
+		Firm_Bridge_Notices::install();
 		update_option( 'firm_bridge_db_version', self::DB_VERSION, false );
 		Firm_Bridge_Outbox::schedule_tick();
 	}

@@ -21,6 +21,10 @@ LOGIN_LIMITS: dict[str, dict[str, float]] = {
 }
 
 FIRM_SETTINGS: dict[str, Any] = {
+    # Accounts come from WordPress through the bridge only; the bridge's user namespace is not
+    # exclusive (so that Synapse pushes and counts unread for the firm's people), so open
+    # registration would let anyone take a firm person's id before the bridge does.
+    "enable_registration": False,
     # Profiles (names, and so who is a client of the firm) only for people who share a room.
     "require_auth_for_profile_requests": True,
     "limit_profile_requests_to_users_who_share_rooms": True,
@@ -43,6 +47,11 @@ def missing(hs_config: Any) -> list[str]:
             found.append(f"{setting} ({why})")
 
     server, registration = hs_config.server, hs_config.registration
+    want(
+        registration.enable_registration is False,
+        "enable_registration: false",
+        "anyone could register an account with a firm person's user id",
+    )
     want(
         server.require_auth_for_profile_requests is True,
         "require_auth_for_profile_requests: true",

@@ -208,3 +208,11 @@ async def upgrade_v9(conn: Connection, scheme: Scheme) -> None:
             PRIMARY KEY (matter_id, person_id)
         )
     """)
+
+
+@upgrade_table.register(description="Notices: unread windows, pending notices, preferences")  # type: ignore[call-arg, arg-type]
+async def upgrade_v10(conn: Connection, scheme: Scheme) -> None:
+    # Owned by bridge/notify (issue 13); the tables are described there.
+    from ..notify.schema import create_tables
+
+    await create_tables(conn, scheme)

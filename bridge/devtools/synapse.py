@@ -180,6 +180,9 @@ class SynapseServer:
             "enable_metrics": False,
             "presence": {"enabled": False},
             "url_preview_enabled": False,
+            # Push gateways on loopback (the notice tests run one); Synapse refuses private
+            # addresses otherwise. Federation and URL previews are off, so nothing else uses it.
+            "ip_range_whitelist": ["127.0.0.1/32"],
         }
         # What a firm's homeserver needs (profiles, names, push content, dehydrated devices).
         config = deep_merge(config, {k: v for k, v in FIRM_SETTINGS.items() if k != "rc_login"})

@@ -31,7 +31,7 @@ def synapse_config(**changes: Any) -> SimpleNamespace:
             require_auth_for_profile_requests=True,
             limit_profile_requests_to_users_who_share_rooms=True,
         ),
-        registration=SimpleNamespace(enable_set_displayname=False),
+        registration=SimpleNamespace(enable_set_displayname=False, enable_registration=False),
         push=SimpleNamespace(push_include_content=False),
         experimental=SimpleNamespace(msc3814_enabled=True),
         ratelimiting=SimpleNamespace(**limits),
@@ -49,15 +49,17 @@ def test_warnings_name_each_missing_or_weaker_setting() -> None:
         synapse_config(
             server__limit_profile_requests_to_users_who_share_rooms=False,
             registration__enable_set_displayname=True,
+            registration__enable_registration=True,
             push__push_include_content=True,
             ratelimiting__rc_login_failed_attempts=loose,
         )
     )
-    assert len(found) == 4, found
+    assert len(found) == 5, found
     joined = "\n".join(found)
     for name in (
         "limit_profile_requests_to_users_who_share_rooms",
         "enable_set_displayname",
+        "enable_registration",
         "push.include_content",
         "rc_login.failed_attempts",
     ):

@@ -136,6 +136,8 @@ final class Firm_Bridge_Sync {
 				return Firm_Bridge_Matters::enqueue( $id, $force );
 			case 'policy':
 				return self::enqueue_policy();
+			case Firm_Bridge_Notices::OBJECT_TYPE:
+				return Firm_Bridge_Notices::enqueue( $id );
 		}
 		return null;
 	}
@@ -212,6 +214,7 @@ final class Firm_Bridge_Sync {
 		foreach ( self::resync_matters() as $id ) {
 			$rows += null === Firm_Bridge_Matters::enqueue( $id, true ) ? 0 : 1;
 		}
+		$rows += Firm_Bridge_Notices::resync();
 		// Objects touched by the pass itself (a handover) go out after it.
 		$rows         += self::flush();
 		self::$written += $rows;
