@@ -366,17 +366,24 @@ async def _is(call: Any, value: int) -> bool:
 
 
 async def test_user_directory_shows_no_one_out_of_bounds(firm: Firm) -> None:
-    # The module's filter hides anyone a person may not contact (the bridge's namespace is not
-    # exclusive, so Synapse itself lists the firm's people who share a room).
+    # Synapse lists only people who share a room with the searcher, and the module's filter
+    # hides anyone a person may not contact (the bridge's namespace is not exclusive, so that
+    # Synapse pushes and counts unread messages for the firm's people).
     await small_matter(firm)
     cal = who(firm, "cal")
-    for term in (firm.login("zed"), firm.login("ann"), "firmbridge"):
+
+    async def search(term: str) -> list[str]:
         status, resp = await firm.hs.as_request(
             "POST", "/_matrix/client/v3/user_directory/search",
             {"search_term": term, "limit": 50}, user_id=cal,
         )
         assert status == 200, resp
-        assert resp["results"] == [], (term, resp)
+        return [r["user_id"] for r in resp["results"]]
+
+    for term in (firm.login("zed"), "firmbridge"):
+        assert await search(term) == [], term
+    # Ann, the associate on Cal's matter, is someone Cal may talk with.
+    assert await search(firm.login("ann")) == [who(firm, "ann")]
 
 
 # --- fail closed ------------------------------------------------------------------------------
