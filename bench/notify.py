@@ -68,10 +68,10 @@ from harness import (
     write_results,
 )
 
+from bridge.core.model import Role
 from bridge.devtools.client import ProvisioningClient
 from bridge.devtools.process import BridgeProcess
 from bridge.devtools.synapse import SynapseServer
-from bridge.model import Role
 
 
 def firm_people(n: int) -> list[PersonSpec]:

@@ -17,7 +17,6 @@ from ruamel.yaml.error import YAMLError
 
 from .media.settings import check_allowed_types, check_size
 from .media.sniff import DEFAULT_ALLOWED
-from .notify.decide import check_delay
 
 
 class ConfigError(Exception):
@@ -116,6 +115,15 @@ def _optional_days(v: Any) -> str | None:
     return None if ok else "must be a positive number of days (at most 365250) or null"
 
 
+# The longest notice delay (bridge/notify/decide.py MAX_DELAY_SECONDS; a unit test checks).
+NOTIFY_MAX_DELAY = 12 * 3600
+
+
+def _notify_delay(v: Any) -> str | None:
+    ok = isinstance(v, int | float) and not isinstance(v, bool) and 0 < v <= NOTIFY_MAX_DELAY
+    return None if ok else f"must be a number of seconds above 0 and at most {NOTIFY_MAX_DELAY}"
+
+
 _Check = Callable[[Any], "str | None"]
 _REQUIRED = object()
 
@@ -130,7 +138,7 @@ SCHEMA: list[tuple[str, _Check, Any]] = [
     ("wordpress.timeout", _positive, 10),
     # Notices (bridge/notify): WordPress's notice route; the firm's delay, in seconds.
     ("wordpress.notice_url", _optional_url, None),
-    ("notify.delay", check_delay, 600),
+    ("notify.delay", _notify_delay, 600),
     ("notify.poll_interval", _positive, 2),
     ("notify.backoff_max", _positive, 300),
     ("appservice.id", _localpart, "firm-bridge"),

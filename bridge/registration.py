@@ -47,7 +47,7 @@ def generate(config: Config, tokens: tuple[str, str] | None = None) -> dict:
             # namespace, so the firm's people would get no push, no unread counts in their
             # clients and no notifications (synapse/push/bulk_push_rule_evaluator.py, "Filter
             # out appservice users"). Nobody else can take these ids: registration is off
-            # (homeserver_settings.FIRM_SETTINGS) and the module keeps them out of the directory.
+            # (core/homeserver_settings.FIRM_SETTINGS) and the module keeps them out of the directory.
             "users": [{"regex": people_regex(domain), "exclusive": False}],
             "aliases": [
                 {"regex": alias_regex(domain, config["appservice.alias_prefix"]), "exclusive": True}

@@ -87,10 +87,3 @@ def check_backoff(attempts: int, initial: float, maximum: float) -> float:
     """Seconds before asking again after `attempts` failures in a row (doubling, bounded)."""
     return float(min(maximum, initial * 2 ** max(0, min(attempts - 1, 30))))
 
-
-def check_delay(value: Any) -> str | None:
-    """The configuration check of notify.delay (seconds)."""
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if ok and 0 < value <= MAX_DELAY_SECONDS:
-        return None
-    return f"must be a number of seconds above 0 and at most {MAX_DELAY_SECONDS}"

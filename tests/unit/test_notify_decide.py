@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from bridge.config import NOTIFY_MAX_DELAY, _notify_delay
 from bridge.notify.decide import (
     MAX_DELAY_SECONDS,
     Close,
     Later,
     Notification,
     Notify,
-    check_delay,
     decide,
     parse_notifications,
 )
@@ -71,9 +71,10 @@ def test_parse_keeps_messages_only() -> None:
 
 
 def test_delay_setting_and_preferences_are_checked() -> None:
-    assert check_delay(600) is None and check_delay(0.5) is None
+    assert NOTIFY_MAX_DELAY == MAX_DELAY_SECONDS
+    assert _notify_delay(600) is None and _notify_delay(0.5) is None
     for bad in (0, -1, True, "600", MAX_DELAY_SECONDS + 1):
-        assert check_delay(bad) is not None
+        assert _notify_delay(bad) is not None
     assert parse_prefs({"email": False, "delay_seconds": None}) == (False, None)
     assert parse_prefs({"email": True, "delay_seconds": 900}) == (True, 900)
     for body, field in (
