@@ -74,8 +74,9 @@ def answer_next_dialog(page: Page, accept: bool, seen: list[str]) -> None:
     page.once("dialog", lambda d: asyncio.ensure_future(answer(d)))
 
 
-async def chat_state(page: Page, site: WordPressSite, uid: int) -> str:
-    await page.goto(site.url + "/wp-admin/users.php")
+async def chat_state(page: Page, site: WordPressSite, uid: int, login: str) -> str:
+    """The Users list's "Firm chat" cell for one person (found by a search: the list pages)."""
+    await page.goto(f"{site.url}/wp-admin/users.php?s={login}")
     return await page.locator(f"#user-{uid} td.column-firm_chat").inner_text()
 
 
@@ -107,7 +108,7 @@ async def test_people_screens(wp: WpFirm, chromium_browser: Browser) -> None:
         assert await page.get_by_label("Assigned attorneys", exact=True).is_visible()
         assert not await page.get_by_label("Supervising partner", exact=True).is_visible()
 
-        assert (await chat_state(page, site, associate)).endswith("active")
+        assert (await chat_state(page, site, associate, wp.login("ada"))).endswith("active")
 
         # A suspension is asked first, naming who takes over; "Cancel" saves nothing.
         await page.goto(f"{site.url}/wp-admin/user-edit.php?user_id={associate}")
@@ -126,13 +127,13 @@ async def test_people_screens(wp: WpFirm, chromium_browser: Browser) -> None:
         assert "Ada is suspended" in report and "passed to Pam" in report, report
         assert await site.php(suspended) is True
         await wp.wait_bridge("person", associate, active=False)
-        assert (await chat_state(page, site, associate)).endswith("departed")
+        assert (await chat_state(page, site, associate, wp.login("ada"))).endswith("departed")
 
         # While the bridge is down, a new person is pending.
         await wp.bp.stop()
         try:
             newcomer = await wp.person("neo", "firm_client", firm_attorneys=[partner])
-            assert "pending" in await chat_state(page, site, newcomer)
+            assert "pending" in await chat_state(page, site, newcomer, wp.login("neo"))
         finally:
             await wp.bp.start()
 
@@ -156,4 +157,4 @@ async def test_people_screens(wp: WpFirm, chromium_browser: Browser) -> None:
         await row.locator(".remove-personal-data-success:not(.hidden)").wait_for()
         assert await site.php(erased) is True
         await wp.wait_bridge("person", client, active=False)
-        assert "erased" in await chat_state(page, site, client)
+        assert "erased" in await chat_state(page, site, client, wp.login("cy"))
