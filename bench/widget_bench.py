@@ -137,16 +137,14 @@ class Traffic:
         self._urls: dict[str, str] = {}
         cdp.on("Network.requestWillBeSent", self._sent)
         cdp.on("Network.loadingFinished", self._done)
-        cdp.on("Network.preflightRequestWillBeSent", self._preflight)
 
     def _sent(self, e: dict) -> None:
         self._urls[e["requestId"]] = e["request"]["url"]
+        if e["request"].get("method") == "OPTIONS":
+            # A CORS preflight (the homeserver is another origin): counted apart.
+            self.preflights.append((time.monotonic(), e["request"]["url"]))
+            return
         self.requests.append((time.monotonic(), e["request"]["url"]))
-
-    def _preflight(self, e: dict) -> None:
-        # CORS preflights of cross-origin calls (the homeserver is another origin) come as
-        # their own events in recent Chromium; counted apart.
-        self.preflights.append((time.monotonic(), e.get("request", {}).get("url", "")))
 
     def _done(self, e: dict) -> None:
         n = int(e.get("encodedDataLength", 0))
@@ -202,6 +200,7 @@ async def load(context: Any, url: str, marker: str, hs: str) -> tuple[float, dic
     parts = traffic.by_part(url.split("/", 3)[0] + "//" + url.split("/", 3)[2], hs)
     parts["total"] = traffic.bytes
     parts["requests"] = len(traffic.requests)
+    parts["preflights"] = len(traffic.preflights)
     return shown - origin, parts, (page, cdp, traffic)
 
 
@@ -307,6 +306,7 @@ async def measure(args: argparse.Namespace, portal: Any, first: Any) -> dict:
         "seconds": args.idle,
         "requests": len(idle),
         "preflights": len(traffic.preflights),
+        "preflights_per_minute": round(len(traffic.preflights) * 60 / args.idle, 2),
         "per_minute": round(len(idle) * 60 / args.idle, 2),
         "paths": dict(Counter(u.split("?")[0].split("/_matrix/")[-1] for u in idle)),
     }

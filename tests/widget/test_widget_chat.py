@@ -4,6 +4,7 @@ ways decrypted, no HTML from other clients, a closed matter read-only, accessibl
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from playwright.async_api import Browser, expect
 
 from .conftest import Portal, assert_clean, eventually, keep_recovery_key, wordpress_hits
 
+WIDGET_DIST = Path(__file__).resolve().parents[2] / "wp_plugin_shim" / "widget" / "dist"
 XSS_BODY = '<img src=x onerror="window.__xss=1"> <script>window.__xss=2</script>'
 XSS_HTML = '<script>window.__xss=3</script><img src=x onerror="window.__xss=4"><b>bold</b>'
 
@@ -137,3 +139,22 @@ async def test_closed_matter_is_read_only(portal: Portal, chromium_browser: Brow
             await assert_clean(watch)
     finally:
         await context.close()
+
+
+async def test_module_only_on_chat_pages(portal: Portal) -> None:
+    """The widget is an ES module with a hashed name, on pages with the chat only."""
+    manifest = json.loads((WIDGET_DIST / "manifest.json").read_text())
+    browser = await portal.wp.site.browser(portal.client_login, portal.client_password)
+    try:
+        async with browser.get(portal.page_url) as r:
+            page = await r.text()
+        tag = re.search(r"<script[^>]*widget/dist/chat-[^>]*>", page)
+        assert tag, page[-2000:]
+        assert 'type="module"' in tag.group(0)
+        assert manifest["chat"]["js"] in tag.group(0) and "?ver=" not in tag.group(0)
+        assert manifest["chat"]["css"] in page
+        async with browser.get(portal.wp.site.url + "/sample-page/") as r:
+            other = await r.text()
+        assert r.status == 200 and "widget/dist/" not in other
+    finally:
+        await browser.close()
