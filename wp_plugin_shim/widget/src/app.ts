@@ -200,11 +200,8 @@ export class ChatApp implements KeyUi {
     client.on(RoomMemberEvent.Typing, () => this.rooms?.refresh());
     client.on(ClientEvent.Room, () => this.rooms?.refresh());
     client.on(RoomStateEvent.Events, () => this.rooms?.refresh());
-    client.on(ClientEvent.Event, (ev) => {
-      if (ev.isBeingDecrypted() || ev.isDecryptionFailure()) {
-        ev.once(MatrixEventEvent.Decrypted, () => this.rooms?.refresh());
-      }
-    });
+    // Every event the client decrypts, from /sync or from scrolling back, re-renders.
+    client.on(MatrixEventEvent.Decrypted, () => this.rooms?.refresh());
     // Logging out of WordPress in another tab (the login page's signal) ends the chat here.
     window.addEventListener("storage", (e) => {
       if (e.key === LOGOUT_SIGNAL && e.newValue) void this.portalLogout();

@@ -326,7 +326,12 @@ export class RoomsView {
     this.paginating = true;
     const before = this.timeline.scrollHeight - this.timeline.scrollTop;
     try {
-      const more = await this.client.paginateEventTimeline(room.getLiveTimeline(), { backwards: true, limit: 30 });
+      const timeline = room.getLiveTimeline();
+      const before = timeline.getEvents().length;
+      const more = await this.client.paginateEventTimeline(timeline, { backwards: true, limit: 30 });
+      // Older events arrive encrypted: show them once decrypted, not as they come.
+      const older = timeline.getEvents().slice(0, Math.max(0, timeline.getEvents().length - before));
+      await Promise.all(older.map((e) => this.client.decryptEventIfNeeded(e).catch(() => undefined)));
       if (!more || !room.getLiveTimeline().getPaginationToken(Direction.Backward)) this.atStart = true;
     } catch {
       /* tried again on the next scroll */
