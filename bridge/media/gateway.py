@@ -7,9 +7,11 @@ its authenticated endpoint, with the requester's own token) to the client, chunk
 Range support. Uploads (`POST /_matrix/media/v3/upload`, `PUT .../upload/{server}/{id}`) are
 spooled to a private temporary file up to media.max_size, sniffed, stripped if they are images,
 and streamed on to the homeserver; the uploader is recorded. Other media paths the homeserver
-serves (config, preview_url, create) pass through; unknown ones get 404. With
+serves (config, preview_url, create) pass through; unknown ones get 404. To-device messages
+(sendToDevice) are checked here in either mode (to_device.py; nginx sends them here too). With
 media.proxy_client_api, every other path passes through to the homeserver unchanged, so a client
-can use the gateway's address as its homeserver (the demo does; production uses nginx).
+can use the gateway's address as its homeserver (the demo does; production uses nginx), except
+the admin, federation and key APIs and the homeserver module's own endpoints.
 """
 
 from __future__ import annotations
