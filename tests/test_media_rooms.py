@@ -193,6 +193,13 @@ async def test_room_uploads_from_another_origin(
             async with s.get(gw + path, headers={"Origin": ORIGIN, "Authorization": f"Bearer {t_cal}"}) as r:  # fmt: skip
                 assert r.status == 200 and await r.read() == cipher
                 cors_ok(r.headers)
+            # The legacy form with the token in the query (an <img> needs no preflight), and
+            # its refusal, readable by the page too.
+            legacy = f"/_matrix/media/v3/download/{server_name}/{media_id}"
+            for token, status in ((t_cal, 200), ("syt_not_a_token", 401)):
+                async with s.get(gw + legacy, params={"access_token": token}, headers={"Origin": ORIGIN}) as r:  # fmt: skip
+                    assert r.status == status
+                    cors_ok(r.headers)
             # Synapse's own answers pass through the clients' address with their CORS headers
             # (once), and so do its preflights.
             for method, path in (
