@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from playwright.async_api import Browser, ConsoleMessage, Page, Request, async_playwright
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 ROOT = Path(__file__).resolve().parent.parent
 AXE = ROOT / "tests" / "browser" / "node_modules" / "axe-core" / "axe.min.js"
@@ -234,3 +235,22 @@ async def artifacts_on_failure(page: Page, name: str) -> AsyncIterator[None]:
         except Exception:  # noqa: BLE001 - the test's own failure is what matters
             pass
         raise
+
+
+async def submit_wp_login(page: Page, login_url: str, login: str, password: str) -> None:
+    """Opens WordPress's login form at `login_url` and signs in, as a person would: after the
+    form's own autofocus has run. wp-login.php focuses and selects the user name field 200 ms
+    after loading; typing before that (a loaded machine) put the password into the user name
+    field, replacing it, and the login failed with "The password field is empty"."""
+    await page.goto(login_url)
+    try:
+        await page.wait_for_function(
+            "() => ['user_login', 'user_pass'].includes(document.activeElement?.id)",
+            timeout=10_000,
+        )
+    except PlaywrightTimeout:
+        pass  # autofocus off (enable_login_autofocus) or an error shown: nothing will move focus
+    await page.fill("#user_login", login)
+    await page.fill("#user_pass", password)
+    async with page.expect_navigation():
+        await page.click("#wp-submit")

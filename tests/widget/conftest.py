@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser import PageWatch
+from browser import PageWatch, submit_wp_login
 from conftest import Homeserver
 from e2ee_client import DeviceClient
 from playwright.async_api import BrowserContext, Page, expect
@@ -88,11 +88,7 @@ async def assert_clean(watch: PageWatch) -> None:
 
 
 async def login_wordpress(page: Page, site_url: str, login: str, password: str) -> None:
-    await page.goto(site_url + "/wp-login.php")
-    await page.fill("#user_login", login)
-    await page.fill("#user_pass", password)
-    async with page.expect_navigation():
-        await page.click("#wp-submit")
+    await submit_wp_login(page, site_url + "/wp-login.php", login, password)
 
 
 async def answer_computer(page: Page, computer: str) -> None:

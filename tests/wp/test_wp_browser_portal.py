@@ -11,6 +11,7 @@ import json
 import secrets
 from urllib.parse import quote
 
+from browser import submit_wp_login
 from playwright.async_api import Browser
 
 from .conftest import WpFirm
@@ -152,11 +153,9 @@ async def test_people_land_on_the_chat_page_after_login(
                 assert page.url == lands, (role, page.url)
                 # A link the person followed keeps its destination.
                 await page.context.clear_cookies()
-                await page.goto(f"{site.url}/wp-login.php?redirect_to={quote(other_url)}")
-                await page.fill("#user_login", login)
-                await page.fill("#user_pass", password)
-                async with page.expect_navigation():
-                    await page.click("#wp-submit")
+                await submit_wp_login(
+                    page, f"{site.url}/wp-login.php?redirect_to={quote(other_url)}", login, password
+                )
                 assert page.url == other_url, (role, page.url)
     finally:
         await site.php("update_option('firm_bridge_chat_page', 0); return true;")

@@ -14,6 +14,7 @@ from browser import (
     artifacts_on_failure,
     axe_violations,
     describe_violations,
+    submit_wp_login,
 )
 from playwright.async_api import Browser, Page, Route
 
@@ -24,11 +25,7 @@ WIDTHS = (1280, 375)
 
 async def log_in(page: Page, site: WordPressSite, login: str, password: str) -> None:
     """Logs in with wp-login.php's form, as a person would."""
-    await page.goto(site.url + "/wp-login.php")
-    await page.fill("#user_login", login)
-    await page.fill("#user_pass", password)
-    async with page.expect_navigation():
-        await page.click("#wp-submit")
+    await submit_wp_login(page, site.url + "/wp-login.php", login, password)
     assert "wp-login.php" not in page.url, f"{login} was not logged in: {page.url}"
 
 
