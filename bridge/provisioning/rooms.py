@@ -3,7 +3,9 @@
 WordPress knows who is assigned to which matter, but not who the role table keeps out (a
 paralegal is assigned to a privileged matter and stays out of its room; a firm can change who
 joins which rooms). So the plugin asks here, and gets the answer the reconciler and the
-homeserver module act on: the same evaluator, `Policy.matter_members`.
+homeserver module act on: the same evaluator, `Policy.matter_members`. Likewise whom the
+person may start a conversation with (`Policy.may_converse` over the firm as the module sees it):
+the portal's "new conversation" offers only those, and the homeserver refuses anyone else anyway.
 """
 
 from __future__ import annotations
@@ -23,7 +25,10 @@ class RoomRoutes:
         self.policy = policy
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.get(PREFIX + "/people/{wp_id}/rooms", self.api._wrap(self.person_rooms))]
+        return [
+            web.get(PREFIX + "/people/{wp_id}/rooms", self.api._wrap(self.person_rooms)),
+            web.get(PREFIX + "/people/{wp_id}/contacts", self.api._wrap(self.person_contacts)),
+        ]
 
     async def person_rooms(self, request: web.Request, wp_id: int, payload: Any, rid: str) -> dict:
         policy = self.policy.value
@@ -57,6 +62,40 @@ class RoomRoutes:
                             "title": matter.title,
                             "status": matter.status.value,
                             "room_id": matter.room_id,
+                            # The portal shows the transcript export only where it may succeed.
+                            "export": policy.may_export_transcript(person.role),
                         }
                     )
         return {"user_id": me, "active": person.active, "matters": matters}
+
+    async def person_contacts(
+        self, request: web.Request, wp_id: int, payload: Any, rid: str
+    ) -> dict:
+        """Everyone the role table lets this person hold a conversation with; `scheduling`
+        marks those allowed only in a room marked for scheduling (legal assistants and clients).
+        """
+        async with transaction(self.api.db) as conn:
+            await self.api._claim(conn, rid)
+            person = await store.get_person(conn, wp_id)
+        if person is None:
+            raise ApiError(404, "FIRM_NOT_FOUND", f"no person with WordPress id {wp_id}", "wp_id")
+        me = self.api._mxid(person)
+        policy = self.policy.value
+        view = await self.api.reconciler.firm_view()
+        contacts = []
+        if person.active:
+            for other in sorted(view.people.values(), key=lambda p: p.user_id):
+                if other.user_id == me or not other.active:
+                    continue
+                plain = policy.may_converse(view, me, other.user_id)
+                if not plain and not policy.may_converse(view, me, other.user_id, scheduling=True):
+                    continue
+                contacts.append(
+                    {
+                        "user_id": other.user_id,
+                        "display_name": other.display_name or other.login,
+                        "role": other.role.value,
+                        "scheduling": not plain,
+                    }
+                )
+        return {"user_id": me, "active": person.active, "contacts": contacts}

@@ -199,6 +199,7 @@ final class Firm_Bridge_Portal {
 		$attrs   = array(
 			'data-session-url' => esc_url( rest_url( Firm_Bridge_Rest::NS . self::ROUTE ) ),
 			'data-rest-nonce'  => wp_create_nonce( 'wp_rest' ),
+			'data-rest-url'    => esc_url( rest_url( Firm_Bridge_Rest::NS . '/' ) ),
 			'data-matters'     => (string) wp_json_encode( $matters, JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE ),
 		);
 		$html = '<div class="firm-chat" id="' . esc_attr( wp_unique_id( 'firm-chat-' ) ) . '"';

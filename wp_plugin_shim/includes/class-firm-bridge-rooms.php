@@ -46,6 +46,8 @@ final class Firm_Bridge_Rooms {
 				'title'   => (string) ( $m['title'] ?? '' ),
 				'status'  => 'closed' === ( $m['status'] ?? '' ) ? 'closed' : 'open',
 				'room_id' => isset( $m['room_id'] ) && is_string( $m['room_id'] ) ? $m['room_id'] : null,
+				// Whether the role table lets the person export this matter's transcript.
+				'export'  => ! empty( $m['export'] ),
 			);
 		}
 		return $out;

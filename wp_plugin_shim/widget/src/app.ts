@@ -4,6 +4,7 @@ import {
   ClientEvent,
   Filter,
   HttpApiEvent,
+  KnownMembership,
   type MatrixClient,
   type MatrixError,
   MatrixEventEvent,
@@ -13,6 +14,7 @@ import {
   SyncState,
 } from "matrix-js-sdk";
 import { initAsync } from "@matrix-org/matrix-sdk-crypto-wasm";
+import { acceptInvite } from "./contacts";
 import { clear, h, uid } from "./dom";
 import { __, sprintf } from "./i18n";
 import { KeyKeeper, type KeyUi } from "./keys";
@@ -55,6 +57,15 @@ export class ChatApp implements KeyUi {
       this.body,
     );
     clear(mount, this.root);
+  }
+
+  /** The plugin's REST base (ends with a slash) and the nonce its routes ask for. */
+  get restUrl(): string {
+    return this.mount.dataset.restUrl ?? "";
+  }
+
+  get restNonce(): string {
+    return this.mount.dataset.restNonce ?? "";
   }
 
   setStatus(text: string): void {
@@ -196,7 +207,10 @@ export class ChatApp implements KeyUi {
     client.on(RoomEvent.Receipt, () => this.rooms?.refresh());
     client.on(RoomEvent.Redaction, () => this.rooms?.refresh());
     client.on(RoomEvent.LocalEchoUpdated, () => this.rooms?.refresh());
-    client.on(RoomEvent.MyMembership, () => this.rooms?.refresh());
+    client.on(RoomEvent.MyMembership, (room, membership) => {
+      if (membership === KnownMembership.Invite) void acceptInvite(client, room);
+      this.rooms?.refresh();
+    });
     client.on(RoomMemberEvent.Typing, () => this.rooms?.refresh());
     client.on(ClientEvent.Room, () => this.rooms?.refresh());
     client.on(RoomStateEvent.Events, () => this.rooms?.refresh());

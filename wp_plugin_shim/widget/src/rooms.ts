@@ -12,6 +12,7 @@ import {
 } from "matrix-js-sdk";
 import type { ChatApp, Matter } from "./app";
 import { append, clear, h, linkified, uid } from "./dom";
+import { existingDirect, fetchContacts, newConversationForm, startDirect } from "./contacts";
 import { Attachments } from "./files";
 import { __, _n, sprintf } from "./i18n";
 
@@ -67,6 +68,7 @@ export class RoomsView {
   private atStart = false;
   private attachments: Attachments | null = null;
   private stopped = false;
+  private choosing = false;
 
   constructor(
     private readonly app: ChatApp,
@@ -84,6 +86,7 @@ export class RoomsView {
         { class: "fc-nav", "aria-labelledby": navHeading },
         h("h3", { id: navHeading, class: "fc-nav-title" }, __("Conversations")),
         this.list,
+        h("button", { type: "button", class: "fc-button fc-secondary fc-new-button", onclick: () => void this.newConversation() }, __("New conversation")),
       ),
       this.pane,
     );
@@ -194,10 +197,11 @@ export class RoomsView {
     if (!rooms.length) append(this.list, h("li", { class: "fc-empty" }, __("You have no conversations yet.")));
     if (focusRoom) (this.list.querySelector(`[data-room-id="${CSS.escape(focusRoom)}"]`) as HTMLElement | null)?.focus();
     publishUnread(this.app.root, total);
-    if (!this.current && rooms.length === 1) this.open(rooms[0]);
+    if (!this.current && !this.choosing && rooms.length === 1) this.open(rooms[0]);
   }
 
   open(room: Room): void {
+    this.choosing = false;
     this.current = room;
     this.shown.clear();
     this.replyTo = this.editing = null;
@@ -227,6 +231,34 @@ export class RoomsView {
     this.renderList();
     this.renderRoom();
     this.timeline.scrollTop = this.timeline.scrollHeight;
+  }
+
+  /** Offers the people the role table allows; opens the conversation once it exists. */
+  private async newConversation(): Promise<void> {
+    const prev = this.current;
+    const back = () => {
+      this.choosing = false;
+      if (prev) this.open(prev);
+      else clear(this.pane);
+    };
+    clear(this.pane, h("p", { role: "status" }, __("Finding the people you can write to…")));
+    // The form holds the pane until a room is opened (no room opens by itself meanwhile).
+    this.choosing = true;
+    this.timeline = null;
+    let contacts;
+    try {
+      contacts = await fetchContacts(this.app.restUrl, this.app.restNonce);
+    } catch (e) {
+      clear(this.pane, h("p", { class: "fc-error", role: "alert" }, (e as Error).message));
+      return;
+    }
+    const form = newConversationForm(
+      contacts,
+      async (c) => this.open(existingDirect(this.client, c.user_id) ?? (await startDirect(this.client, c))),
+      back,
+    );
+    clear(this.pane, form);
+    (form.querySelector("select, button") as HTMLElement | null)?.focus();
   }
 
   private compose(room: Room): HTMLElement {
