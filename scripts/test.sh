@@ -46,10 +46,12 @@ fi
 
 # The media gateway tests check stripped photos with the real exiftool, run the real nginx
 # with config/nginx-media-gateway.conf (started by the test itself on a loopback port) and make
-# archives with the real 7-Zip, zstd and lz4.
+# archives with the real 7-Zip, zstd and lz4. The worker tests (tests/workers) start a Redis of
+# their own with Debian's redis-server.
 if ! command -v exiftool >/dev/null || ! { command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; } \
-  || ! command -v 7zz >/dev/null || ! command -v zstd >/dev/null || ! command -v lz4 >/dev/null; then
-  apt-get update -q && apt-get install -y -q libimage-exiftool-perl nginx 7zip zstd lz4
+  || ! command -v 7zz >/dev/null || ! command -v zstd >/dev/null || ! command -v lz4 >/dev/null \
+  || ! { command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ]; }; then
+  apt-get update -q && apt-get install -y -q libimage-exiftool-perl nginx 7zip zstd lz4 redis-server
 fi
 
 # The transcript's PDF is rendered by WeasyPrint, which needs Pango and a font.

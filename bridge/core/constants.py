@@ -37,3 +37,5 @@ LOGIN_PATH = INTERNAL_PREFIX + "/login"
 MINT_PATH = "/_synapse/client/firm/login_token"
 REFRESH_PATH = "/_synapse/client/firm/refresh"
 DISPLAYNAME_PATH = "/_synapse/client/firm/displayname"
+# Which generation of the firm's state one Synapse process holds (GET, without reading).
+HELD_PATH = "/_synapse/client/firm/held"

@@ -27,6 +27,7 @@ from synapse.module_api.errors import Codes, ConfigError, SynapseError
 # The core alone (attrs, and nothing of the bridge's process): see bridge/core/__init__.py.
 from ..core.constants import (
     DISPLAYNAME_PATH,
+    HELD_PATH,
     LOGIN_PATH,
     MATTER_KEY,
     MINT_PATH,
@@ -39,6 +40,7 @@ from ..core.constants import (
 from ..core.firm_view import FirmView
 from ..core.homeserver_settings import missing
 from ..core.policy import Decision, Policy
+from .workers import Fanout, HeldResource, ReadFailed
 
 log = logging.getLogger("bridge.synapse_module")
 
@@ -98,7 +100,13 @@ class FirmPolicyModule:
         api.register_web_resource(MINT_PATH, _MintResource(self))
         api.register_web_resource(REFRESH_PATH, _RefreshResource(self))
         api.register_web_resource(DISPLAYNAME_PATH, _DisplayNameResource(self))
-        api.looping_background_call(self.refresh, config.refresh_interval * 1000)
+        # With workers every process decides, so every process reads (not only the one that
+        # runs Synapse's background tasks), and a read asked of one reaches all (workers.py).
+        self.fanout = Fanout(self, api)
+        api.register_web_resource(HELD_PATH, HeldResource(self))
+        api.looping_background_call(
+            self.refresh, config.refresh_interval * 1000, run_on_all_instances=True
+        )
         self._check_homeserver_config()
 
     def _check_homeserver_config(self) -> None:
@@ -686,15 +694,18 @@ class _MintResource(_BridgeOnly):
 
 
 class _RefreshResource(_BridgeOnly):
-    """POST {}: read the firm's state now; answers with the generation then held. The bridge
-    calls it before answering a departure, so the departure holds before its call returns."""
+    """POST {}: read the firm's state now, on every process (workers.py); answers with the
+    lowest generation any holds. The bridge calls it before answering a departure, so the
+    departure holds before its call returns."""
 
     async def _async_render_POST(self, request: Any) -> tuple[int, dict]:
         self._body(request)
-        if not await self.module.refresh():
-            raise SynapseError(503, "The firm's state could not be read", Codes.UNKNOWN)
-        view = self.module.view
-        return 200, {"generation": view.generation if view is not None else None}
+        try:
+            generation, instances = await self.module.fanout.read_everywhere()
+        except ReadFailed as e:
+            log.warning("A read of the firm's state asked by the bridge failed: %s", e)
+            raise SynapseError(503, f"The firm's state was not read: {e}", Codes.UNKNOWN) from None
+        return 200, {"generation": generation, "instances": instances}
 
 
 class _DisplayNameResource(_BridgeOnly):

@@ -18,7 +18,7 @@ from synapse.module_api import NOT_SPAM, ModuleApi
 from synapse.module_api.errors import ConfigError
 from synapse.types import create_requester
 
-from bridge.core.constants import DISPLAYNAME_PATH, MATTER_KEY, MINT_PATH, REFRESH_PATH
+from bridge.core.constants import DISPLAYNAME_PATH, HELD_PATH, MATTER_KEY, MINT_PATH, REFRESH_PATH
 from bridge.synapse_module import FirmPolicyModule
 
 SECRET = "m" * 40
@@ -35,6 +35,7 @@ def new_module(answer: Any = SNAPSHOT) -> tuple[FirmPolicyModule, Mock]:
     else:
         api.http_client.get_json = Mock(return_value=answer)
     api.sleep = AsyncMock()
+    api.server_name, api.worker_name = "firm.test", None  # one process: no Redis
     config = FirmPolicyModule.parse_config(
         {"bridge_url": "http://127.0.0.1:1", "shared_secret": SECRET}
     )
@@ -106,9 +107,11 @@ def test_registers_its_callbacks_with_synapse() -> None:
     assert set(auth["auth_checkers"]) == {("m.login.password", ("password",))}
     assert set(api.register_account_validity_callbacks.call_args.kwargs) == {"is_user_expired"}
     paths = {c.args[0] for c in api.register_web_resource.call_args_list}
-    assert paths == {MINT_PATH, REFRESH_PATH, DISPLAYNAME_PATH}
+    assert paths == {MINT_PATH, REFRESH_PATH, DISPLAYNAME_PATH, HELD_PATH}
     refresh, interval = api.looping_background_call.call_args.args
     assert refresh == module.refresh and interval == 1000
+    # Every process reads, workers too, not only the one running Synapse's background tasks.
+    assert api.looping_background_call.call_args.kwargs == {"run_on_all_instances": True}
 
 
 @pytest.mark.parametrize(
