@@ -71,6 +71,7 @@ def _forbidden(reason: str) -> SynapseError:
 
 
 UNREADABLE = Decision(False, "the firm's state cannot be read right now")
+UNREADABLE_LOGIN = _refuse(UNREADABLE.reason)
 
 
 class FirmPolicyModule:
@@ -385,15 +386,24 @@ class FirmPolicyModule:
         auth_provider_id: str | None,
     ) -> SpamResult:
         """Every login (password, the portal's login token, any other) of a departed person is
-        refused: a token minted before the departure does not open a session after it. The
-        state is read first (a 304 when unchanged; logins are rare), so a departure the bridge
-        has recorded holds for the next login on whichever Synapse process serves it."""
-        await self.refresh()
+        refused: a token minted before the departure does not open a session after it. Logins
+        are rare: each is decided on state read after it arrived (a 304 when nothing changed),
+        so a departure the bridge has recorded holds for the next login on whichever Synapse
+        process serves it, one paused or cut off while the departure was confirmed included;
+        a firm person's login waits for readable state (fail closed)."""
+        arrived = time.monotonic()
+        await self._first_read()
+        if self._read_began < arrived:
+            await self.refresh()
         person = self.view.people.get(user_id) if self.view is not None else None
-        if person is None or person.active:
+        if person is None:
             return NOT_SPAM  # operators, outside the firm's people, log in as Synapse says
-        log.info("Login refused for departed person %s", user_id)
-        return _refuse("this person has left the firm")
+        if not person.active:
+            log.info("Login refused for departed person %s", user_id)
+            return _refuse("this person has left the firm")
+        if self._current() is None:  # logs the refusal, once
+            return UNREADABLE_LOGIN
+        return NOT_SPAM
 
     async def check_username_for_spam(self, profile: Any, requester_id: str) -> bool:
         """True hides the user from the requester's user directory searches."""

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import os
 import secrets
+import signal
 from typing import Any
 
 from test_policy_module import CASES, build_table, run_case
@@ -232,3 +234,36 @@ async def test_wordpress_password_login_on_every_worker(wfirm: WorkersFirm, wp_s
     assert status == 200 and resp["user_id"] == user_id, resp
     for name in topo.processes:
         assert password not in topo.synapse_log(name).read_text(errors="replace")
+
+
+async def test_a_paused_worker_lets_no_departed_person_in(wfirm: WorkersFirm) -> None:
+    """A process that cannot confirm the read (frozen, as in a long pause) makes the departure
+    call say so instead of claiming it holds everywhere, while the others hold it at once. When
+    the frozen one runs again with the bridge out of reach, it cannot learn of the departure:
+    it refuses the firm person's login rather than let them in on what it held before."""
+    topo = wfirm.topology
+    await small_matter(wfirm)
+    cal = wfirm.who("cal")
+    status, _ = await token_login(topo.process_url("sync1"), await mint_at(wfirm, "main", cal))
+    assert status == 200  # sync1 holds a state in which cal is active
+    spares = [await mint_at(wfirm, "main", cal) for _ in range(3)]
+    pid = topo.worker_procs["sync1"].pid
+    assert topo.bridge is not None
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        status, body = await wfirm.api.deactivate(wfirm.pid(4))
+        assert status == 200, body
+        for name, spare in (("main", spares[0]), ("client1", spares[1])):
+            status, refused = await token_login(topo.process_url(name), spare)
+            assert status == 403, (name, refused)
+        await asyncio.to_thread(topo.bridge.stop, 20)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    try:
+        status, refused = await token_login(topo.process_url("sync1"), spares[2])
+        assert status == 403, refused
+    finally:
+        await topo.restart_bridge()
+    log = (topo.workdir / "bridge.log").read_text(errors="replace")
+    assert f"did not confirm the departure of person {wfirm.pid(4)}" in log
+    assert "did not confirm within" in topo.synapse_log("main").read_text(errors="replace")
