@@ -94,7 +94,9 @@ async def topology(
     async with topo:
         # A failed test's report carries the end of each process's log (tests/conftest.py).
         logs = [
-            SimpleNamespace(base_url=f"{name} {topo.process_url(name)}", log_path=topo.synapse_log(name))
+            SimpleNamespace(
+                base_url=f"{name} {topo.process_url(name)}", log_path=topo.synapse_log(name)
+            )
             for name in topo.processes
         ]
         logs.append(SimpleNamespace(base_url="bridge", log_path=topo.workdir / "bridge.log"))
@@ -109,7 +111,9 @@ async def topology(
 @pytest.fixture
 async def wfirm(topology: Topology) -> AsyncIterator[WorkersFirm]:
     client = ProvisioningClient(topology.bridge_url, topology.provisioning_secret)
-    pool = await asyncpg.create_pool(f"{topology.pg_dsn}/{topology.bridge_db}", min_size=1, max_size=2)
+    pool = await asyncpg.create_pool(
+        f"{topology.pg_dsn}/{topology.bridge_db}", min_size=1, max_size=2
+    )
     try:
         yield WorkersFirm(topology, client, BridgeDB(pool))
     finally:

@@ -25,7 +25,10 @@ from .conftest import WorkersFirm, eventually, request
 
 async def as_token_of(firm: WorkersFirm, user_id: str) -> str:
     """A session (a new device) of the person's own, made with the appservice's login."""
-    body = {"type": "m.login.application_service", "identifier": {"type": "m.id.user", "user": user_id}}
+    body = {
+        "type": "m.login.application_service",
+        "identifier": {"type": "m.id.user", "user": user_id},
+    }
     status, data = await request(
         firm.hs.url, "POST", "/_matrix/client/v3/login", firm.hs.registration.as_token, body
     )
@@ -44,11 +47,17 @@ async def mint_at(firm: WorkersFirm, name: str, user_id: str) -> str:
 
 
 async def token_login(base: str, token: str) -> tuple[int, Any]:
-    return await request(base, "POST", "/_matrix/client/v3/login", None, {"type": "m.login.token", "token": token})
+    return await request(
+        base, "POST", "/_matrix/client/v3/login", None, {"type": "m.login.token", "token": token}
+    )
 
 
 async def password_login(base: str, user: str, password: str) -> tuple[int, Any]:
-    body = {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": user}, "password": password}
+    body = {
+        "type": "m.login.password",
+        "identifier": {"type": "m.id.user", "user": user},
+        "password": password,
+    }
     return await request(base, "POST", "/_matrix/client/v3/login", None, body)
 
 
@@ -78,7 +87,9 @@ async def test_every_process_reads_the_firm_state_by_itself(wfirm: WorkersFirm) 
     for name in topo.processes:
         held = await wfirm.held(name)
         assert held["instance"] == name and held["listening"], held  # each listens on Redis
-    status, _ = await request(topo.process_url("client1"), "GET", "/_synapse/client/firm/held", "wrong")
+    status, _ = await request(
+        topo.process_url("client1"), "GET", "/_synapse/client/firm/held", "wrong"
+    )
     assert status == 401
 
 
@@ -117,7 +128,10 @@ async def test_a_revoked_assignment_is_refused_on_every_worker(wfirm: WorkersFir
 
     async def dm(name: str) -> int:
         status, _ = await wfirm.at(name).as_request(
-            "POST", "/_matrix/client/v3/createRoom", {"invite": [cal], "is_direct": True}, user_id=ann
+            "POST",
+            "/_matrix/client/v3/createRoom",
+            {"invite": [cal], "is_direct": True},
+            user_id=ann,
         )
         return status
 
@@ -160,7 +174,10 @@ async def test_departure_holds_on_every_worker_before_the_call_answers(wfirm: Wo
         spare = spares[deciding[(i + 2) % len(deciding)]]
         status, refused = await token_login(base, spare)
         assert status == 403, (name, refused)
-        for path in ("/_matrix/client/v3/account/whoami", f"/_matrix/client/v3/rooms/{room}/members"):
+        for path in (
+            "/_matrix/client/v3/account/whoami",
+            f"/_matrix/client/v3/rooms/{room}/members",
+        ):
             status, _ = await request(base, "GET", path, sessions[name])
             assert status in (401, 403), (name, path, status)
     log = (topo.workdir / "bridge.log").read_text(errors="replace")
@@ -176,7 +193,10 @@ async def test_each_worker_fails_closed_on_its_own(wfirm: WorkersFirm) -> None:
 
     async def dm(name: str) -> int:
         status, _ = await wfirm.at(name).as_request(
-            "POST", "/_matrix/client/v3/createRoom", {"invite": [cal], "is_direct": True}, user_id=pat
+            "POST",
+            "/_matrix/client/v3/createRoom",
+            {"invite": [cal], "is_direct": True},
+            user_id=pat,
         )
         return status
 
@@ -224,7 +244,10 @@ async def test_wordpress_password_login_on_every_worker(wfirm: WorkersFirm, wp_s
         assert status == 200 and resp["user_id"] == user_id, (name, resp)
         for other in topo.deciding:  # the session is good on every process
             status, _ = await request(
-                topo.process_url(other), "GET", "/_matrix/client/v3/account/whoami", resp["access_token"]
+                topo.process_url(other),
+                "GET",
+                "/_matrix/client/v3/account/whoami",
+                resp["access_token"],
             )
             assert status == 200, (name, other)
         status, resp = await password_login(base, login, password + "x")

@@ -54,7 +54,10 @@ async def test_media_through_the_gateway_from_the_media_worker(
     # there (enable_media_repo: false), so nothing reaches media but through the gateway.
     server_name, media_id = body["content_uri"].removeprefix("mxc://").split("/")
     status, _ = await request(
-        topo.process_url("main"), "GET", f"/_matrix/client/v1/media/download/{server_name}/{media_id}", member
+        topo.process_url("main"),
+        "GET",
+        f"/_matrix/client/v1/media/download/{server_name}/{media_id}",
+        member,
     )
     assert status == 404
 
