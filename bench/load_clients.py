@@ -64,9 +64,15 @@ class Deliveries:
     sent_at: dict[str, float] = field(default_factory=dict)
     sender_of: dict[str, str] = field(default_factory=dict)
     latencies: list[float] = field(default_factory=list)
+    expected: int = 0  # deliveries the messages sent should make (other members of the room)
     send_latencies: list[float] = field(default_factory=list)
     send_errors: int = 0
     sync_errors: int = 0
+    errors: dict[str, int] = field(default_factory=dict)  # by what failed and how
+
+    def error(self, what: str) -> None:
+        self.errors[what] = self.errors.get(what, 0) + 1
+
     syncs: int = 0
     measuring: bool = False
 
@@ -127,10 +133,12 @@ class Clients:
                 if r.status != 200:
                     await r.read()
                     self.deliveries.sync_errors += 1
+                    self.deliveries.error(f"sync {r.status}")
                     return None
                 data: dict[str, Any] = await r.json()
-        except (aiohttp.ClientError, TimeoutError):
+        except (aiohttp.ClientError, TimeoutError) as e:
             self.deliveries.sync_errors += 1
+            self.deliveries.error(f"sync {type(e).__name__}")
             return None
         p.since = data["next_batch"]
         return data
@@ -167,7 +175,8 @@ class Clients:
                 await asyncio.sleep(due - time.monotonic())
             room = rng.choice(rooms)
             sender = rng.choice(members[room])
-            task = asyncio.create_task(self._send(sender, room, f"load-{n}"))
+            others = len(members[room]) - 1
+            task = asyncio.create_task(self._send(sender, room, f"load-{n}", others))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
             n += 1
@@ -176,7 +185,7 @@ class Clients:
             await asyncio.wait(tasks, timeout=60)
         return n
 
-    async def _send(self, sender: Person, room: str, key: str) -> None:
+    async def _send(self, sender: Person, room: str, key: str, others: int) -> None:
         d = self.deliveries
         content = {
             "algorithm": "m.megolm.v1.aes-sha2",
@@ -194,14 +203,17 @@ class Clients:
             async with self.http.put(
                 self.base + path, json=content, headers={"Authorization": f"Bearer {sender.token}"}
             ) as r:
-                await r.read()
+                body = await r.read()
                 if r.status != 200:
                     d.send_errors += 1
+                    d.error(f"send {r.status} {body[:80]!r}")
                     return
-        except (aiohttp.ClientError, TimeoutError):
+        except (aiohttp.ClientError, TimeoutError) as e:
             d.send_errors += 1
+            d.error(f"send {type(e).__name__}")
             return
         d.send_latencies.append(time.monotonic() - began)
+        d.expected += others
 
     def start_syncing(self) -> list[asyncio.Task]:
         return [asyncio.create_task(self.sync_loop(p)) for p in self.people]
