@@ -22,9 +22,9 @@ import aiohttp
 from common import BenchError, log
 from harness import machine_info, percentiles_ms, write_results
 
+from bridge.core.constants import HELD_PATH
 from bridge.devtools.client import ProvisioningClient
 from bridge.devtools.topology import Topology
-from bridge.synapse_module.workers import HELD_PATH
 
 POLL = 0.01
 

@@ -17,8 +17,8 @@ from typing import Any
 
 from test_policy_module import CASES, build_table, run_case
 
+from bridge.core.constants import MINT_PATH
 from bridge.devtools.topology import Topology
-from bridge.module_link import MINT_PATH
 
 from .conftest import WorkersFirm, eventually, request
 
