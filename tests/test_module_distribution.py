@@ -126,4 +126,6 @@ def test_the_module_loads_from_the_distribution_alone(wheel: Path, tmp_path: Pat
         "bridge.core.policy",
         "bridge.synapse_module",
         "bridge.synapse_module.module",
+        "bridge.synapse_module.pubsub",
+        "bridge.synapse_module.workers",
     ]

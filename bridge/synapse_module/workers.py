@@ -43,15 +43,16 @@ class Fanout:
     def __init__(self, module: Any, api: Any) -> None:
         self.module = module
         self.api = api
-        self.instance = api.worker_name or "main"
+        self.instance = str(api.worker_name or "main")
         # Answers are counted per process (two with one worker_name would count once otherwise).
         self.process = f"{self.instance}#{secrets.token_hex(3)}"
-        self.channel = api.server_name + CHANNEL_SUFFIX
+        self.channel = ""
         self.listening = False
         self._publisher: RedisFactory | None = None
         self._asks: dict[str, dict[str, int | None]] = {}
         redis = _redis_settings(api)
         if redis is not None:
+            self.channel = f"{api.server_name}{CHANNEL_SUFFIX}"
             self._publisher = RedisFactory(redis.redis_password, redis.redis_username)
             connect(redis, self._publisher)
             listener = RedisFactory(

@@ -76,7 +76,13 @@ def homeserver_at(topology: Topology, name: str | None) -> Homeserver:
     """conftest.Homeserver on one process (None: the router, as the bridge reaches Synapse)."""
     url = topology.homeserver_url if name is None else topology.process_url(name)
     server = SimpleNamespace(base_url=url)
-    return Homeserver(server, topology.ports["bridge"], topology.reg_path, topology.admin)  # type: ignore[arg-type]
+    return Homeserver(
+        server,  # type: ignore[arg-type]
+        topology.ports["bridge"],
+        topology.reg_path,
+        topology.admin,
+        topology.ports["gateway"],
+    )
 
 
 @pytest.fixture(scope="session")
