@@ -56,7 +56,8 @@ def cpu_of(pids: dict[str, int]) -> dict[str, float]:
     out = {}
     for name, pid in pids.items():
         try:
-            out[name] = cpu_seconds(pid, children=False)
+            # nginx's work is in its worker process, a child of the one started.
+            out[name] = cpu_seconds(pid, children=name == "nginx")
         except psutil.NoSuchProcess:
             continue
     return out
