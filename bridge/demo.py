@@ -27,6 +27,7 @@ from . import registration as reg
 from .app import Bridge, setup_logging
 from .config import Config, ConfigError, load
 from .devtools.client import ProvisioningClient
+from .devtools.coturn import Coturn, turnserver_path
 from .devtools.synapse import SynapseServer
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
@@ -144,6 +145,7 @@ class Demo:
         if not self.reg_path.exists():
             reg.write(self.config, self.reg_path)
         self.new_admin_password: str | None = None
+        self._relay: Coturn | None = None
 
     def _secret(self, name: str) -> str:
         path = self.data / name
@@ -196,13 +198,15 @@ class Demo:
         }
         # Clients are sent to the gateway (well-known, login answers), never to Synapse itself.
         public_baseurl = self.media_url + "/"
-        self._keep_public_baseurl(public_baseurl)
+        # Calls relay through the demo's coturn (start_relay) with credentials Synapse signs.
+        turn = {"turn_uris": self.relay.uris, "turn_shared_secret": self.relay.secret}
+        self._keep_public_baseurl(public_baseurl, turn)
         server = SynapseServer(
             self.data / "synapse",
             DOMAIN,
             registration_paths=[self.reg_path],
             port=self.hs_port,
-            extra_config={"modules": [module], "public_baseurl": public_baseurl},
+            extra_config={"modules": [module], "public_baseurl": public_baseurl, **turn},
             login_limits=True,  # the firm's rc_login (the tests' own Synapse keeps none)
         )
         try:
@@ -211,16 +215,40 @@ class Demo:
             raise DemoError(f"Synapse did not start: {e}") from None
         return server
 
-    def _keep_public_baseurl(self, public_baseurl: str) -> None:
+    def _keep_public_baseurl(self, public_baseurl: str, turn: dict[str, Any]) -> None:
         """A data folder's homeserver.yaml is reused as is; one from before named Synapse's own
-        address (or another gateway port) as the clients'."""
+        address (or another gateway port) as the clients', or had no relay."""
         path = self.data / "synapse" / "homeserver.yaml"
         if not path.exists():
             return
         config = json.loads(path.read_text())
-        if config.get("public_baseurl") != public_baseurl:
-            config["public_baseurl"] = public_baseurl
+        wanted = {"public_baseurl": public_baseurl, **turn}
+        if any(config.get(k) != v for k, v in wanted.items()):
+            config.update(wanted)
             path.write_text(json.dumps(config, indent=2), "utf-8")
+
+    @property
+    def relay(self) -> Coturn:
+        """The demo's call relay: coturn on loopback (its port kept in the data folder)."""
+        if self._relay is None:
+            port_file = self.data / "turn-port"
+            port = int(port_file.read_text()) if port_file.exists() else None
+            self._relay = Coturn(
+                self.data / "coturn", secret=self._secret("turn-secret"), port=port
+            )
+            if port is None:
+                _write_private(port_file, str(self._relay.port))
+        return self._relay
+
+    def start_relay(self) -> bool:
+        """Starts coturn when Debian's package is installed; calls need it (README, Calls)."""
+        if turnserver_path() is None:
+            return False
+        try:
+            self.relay.start()
+        except RuntimeError as e:
+            raise DemoError(f"coturn did not start: {e}") from None
+        return True
 
     async def bridge_admin_token(self, http: aiohttp.ClientSession, server: SynapseServer) -> str:
         """The operator account @_admin, made on the first run, and the access token the bridge
@@ -430,6 +458,7 @@ async def run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
 
+    relayed = demo.start_relay()
     server = demo.start_synapse()
     bridge: Bridge | None = None
     try:
@@ -455,6 +484,12 @@ async def run(args: argparse.Namespace) -> int:
             await demo.check_gateway(http)
             await demo.logout(http, admin_token)
         print(demo.summary(people, matters, passwords), flush=True)
+        print(
+            f"Calls        relayed by coturn on 127.0.0.1:{demo.relay.port}"
+            if relayed
+            else "Calls        need coturn: apt-get install coturn, then run the demo again",
+            flush=True,
+        )
         if args.check:
             print("\nCheck passed: every room converged and password login works.", flush=True)
             return 0
@@ -471,6 +506,7 @@ async def run(args: argparse.Namespace) -> int:
         if bridge is not None:
             await bridge.stop()
         server.stop()
+        demo.relay.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

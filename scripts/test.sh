@@ -88,6 +88,12 @@ if ! mariadb-admin --protocol=tcp -h 127.0.0.1 -u root ping >/dev/null 2>&1; the
   fi
 fi
 
+# Calls relay through Debian's coturn, which the tests start on loopback ports of their own
+# (bridge/devtools/coturn.py); the package's own service stays off (it is not enabled).
+if ! command -v turnserver >/dev/null; then
+  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends coturn
+fi
+
 # Browser tests drive Debian's Chromium through Playwright (nothing downloaded) and inject
 # axe-core from npm (tests/browser/package.json, locked).
 if ! command -v chromium >/dev/null; then

@@ -19,6 +19,7 @@ from mautrix.util.async_db import Database
 from ..db import transaction
 from ..export.redaction import version_independent
 from . import store
+from .calls import call_records
 from .records import (
     client_address,
     created_for_matter,
@@ -67,6 +68,7 @@ async def queue_events(
         if room_matter is not None:
             created.append(room_matter)
     await store.add_pending(conn, rows)
+    await store.add_pending(conn, await call_records(conn, rows))
     await store.add_media(conn, media)
     await store.add_room_matters(conn, created)
     await store.add_room_versions(conn, new_versions)

@@ -29,6 +29,7 @@ KINDS = (
     "conversation_removal",
     "transcript_export",
     "transcript_refused",
+    "call",
 )
 EXPORT_COLS = (
     "seq",

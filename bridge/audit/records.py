@@ -2,7 +2,8 @@
 
 Metadata only: sender, sending device, room, event type, state key, server timestamp and size.
 Never content and never keys: nothing from `content` is kept except, for `m.room.encrypted`, the
-sending device id (which the Megolm envelope carries in the clear). Media addresses in
+sending device id (which the Megolm envelope carries in the clear), and the metadata of a call
+notice (`org.firm.call`, sent in the clear for this: bridge/core/calls.py). Media addresses in
 *unencrypted* events are returned separately, for the retention index, never chained.
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 
 import attrs
 
+from ..core.calls import notice_detail
 from ..core.constants import MATTER_KEY
 from ..export.eventhash import event_hash, redacted_hash, redacts_of
 from .chain import FIELDS, OPTIONAL_FIELDS
@@ -110,6 +112,8 @@ def event_row(
     content = event.get("content")
     if event_type == "m.room.encrypted" and isinstance(content, dict):
         device_id = _str(content.get("device_id"))
+    # A call notice's metadata (whom, which call, joined or left: bridge/core/calls.py).
+    call = notice_detail(event)
     return {
         "kind": "event",
         "event_id": event_id,
@@ -122,7 +126,7 @@ def event_row(
         "size": event_size(event),
         "source": source,
         "actor": None,
-        "detail": None,
+        "detail": _compact(call) if call is not None else None,
         "recorded_at": now_ms() if received_at is None else received_at,
         **_hashes(event, room_version),
         "redacts": _str(redacts_of(event)),

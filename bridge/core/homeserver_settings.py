@@ -35,7 +35,15 @@ FIRM_SETTINGS: dict[str, Any] = {
     # Dehydrated devices (MSC3814), which the portal widget keeps.
     "experimental_features": {"msc3814_enabled": True},
     "rc_login": LOGIN_LIMITS,
+    # Calls relay through the firm's coturn with credentials Synapse signs (the TURN REST scheme:
+    # they expire, README "Calls"); guests get none. turn_uris and turn_shared_secret are the
+    # firm's own (config/synapse-module.yaml shows them; the demo and tests write theirs).
+    "turn_user_lifetime": "1h",
+    "turn_allow_guests": False,
 }
+# The longest credential lifetime the module accepts without a warning (ms): a relay credential
+# that leaks is good until it expires, and browsers fetch new ones every 10 minutes anyway.
+TURN_MAX_LIFETIME_MS = 24 * 3600 * 1000
 
 
 def missing(hs_config: Any) -> list[str]:
@@ -76,6 +84,27 @@ def missing(hs_config: Any) -> list[str]:
         hs_config.experimental.msc3814_enabled is True,
         "experimental_features.msc3814_enabled: true",
         "the portal widget cannot keep a dehydrated device",
+    )
+    voip = hs_config.voip
+    want(
+        bool(voip.turn_uris),
+        "turn_uris",
+        "no relay is offered: calls between people behind firewalls will not connect",
+    )
+    want(
+        bool(voip.turn_shared_secret) and not (voip.turn_username or voip.turn_password),
+        "turn_shared_secret (and no turn_username/turn_password)",
+        "relay credentials must be time-limited, signed with the relay's shared secret",
+    )
+    want(
+        0 < voip.turn_user_lifetime <= TURN_MAX_LIFETIME_MS,
+        "turn_user_lifetime at most 1d",
+        f"now {voip.turn_user_lifetime / 1000:g} s",
+    )
+    want(
+        voip.turn_allow_guests is False,
+        "turn_allow_guests: false",
+        "relay credentials go to guests too, not only to people logged in",
     )
     limits = hs_config.ratelimiting
     for name, limit in LOGIN_LIMITS.items():

@@ -25,6 +25,7 @@ from synapse.module_api import (
 from synapse.module_api.errors import Codes, ConfigError, SynapseError
 
 # The core alone (attrs, and nothing of the bridge's process): see bridge/core/__init__.py.
+from ..core.calls import CALL_NOTICE, BadNotice, is_signalling, outsiders, parse_notice
 from ..core.constants import (
     DISPLAYNAME_PATH,
     HELD_PATH,
@@ -513,6 +514,8 @@ class FirmPolicyModule:
             and not await self._shows_firm_name(sender, content.get("displayname"))
         ):
             return False, None
+        if etype == CALL_NOTICE or is_signalling(etype):
+            await self._check_call(event, state, create)
         if self.view is None:
             # Who the bridge is is not known yet. A room made for a matter stays closed to
             # state changes (the bridge's too: it retries) rather than open to everyone's.
@@ -529,6 +532,38 @@ class FirmPolicyModule:
             return False, None
         await self._check_conversation(event, state, create, membership)
         return True, None
+
+    async def _check_call(self, event: Any, state: Any, create: Any) -> None:
+        """Calls (bridge/core/calls.py): signalling only encrypted; a call notice names only
+        people joined here whom the sender may converse with (the role table, in matter rooms
+        too). The encrypted signalling itself cannot be read here: these notices are what the
+        module can judge, and the widget sends one before it rings anyone."""
+        etype, sender = event.type, event.sender
+        if etype.startswith("org.matrix.msc3401.call"):
+            raise _forbidden("group calls through a media server are not used here")
+        if is_signalling(etype):
+            raise _forbidden("call signalling in the firm's rooms must be end-to-end encrypted")
+        try:
+            notice = parse_notice(event.content)
+        except BadNotice as e:
+            raise SynapseError(400, f"Bad call notice: {e}", Codes.BAD_JSON) from None
+        joined = [
+            key
+            for (kind, key), ev in state.items()
+            if kind == "m.room.member" and ev.membership == "join"
+        ]
+        away = outsiders(notice, sender, joined)
+        if away:
+            raise _forbidden(f"{', '.join(away)} cannot be called here (not in this room)")
+        if notice.action == "leave" or not notice.named:
+            return
+        scheduling = create.content.get(PURPOSE_KEY) == SCHEDULING
+        decision = await self._judge(
+            lambda view, policy: policy.may_address(view, sender, notice.named, scheduling)
+        )
+        if not decision:
+            log.info("Call refused in room %s for %s: %s", event.room_id, sender, decision.reason)
+            raise _forbidden(f"no call between these people: {decision.reason}")
 
     def _check_redaction(self, event: Any, state: Any, create: Any, bridge: bool) -> None:
         """A room's current state is never redacted by people (redacting m.room.encryption would

@@ -3,6 +3,7 @@ module warns about) and who leaves a conversation the role table no longer allow
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -35,6 +36,14 @@ def synapse_config(**changes: Any) -> SimpleNamespace:
         push=SimpleNamespace(push_include_content=False),
         experimental=SimpleNamespace(msc3814_enabled=True),
         ratelimiting=SimpleNamespace(**limits),
+        voip=SimpleNamespace(
+            turn_uris=["turns:turn.firm.example:5349?transport=tcp"],
+            turn_shared_secret=secrets.token_urlsafe(16),
+            turn_username=None,
+            turn_password=None,
+            turn_user_lifetime=3600 * 1000,
+            turn_allow_guests=False,
+        ),
     )
     for dotted, value in changes.items():
         section, attr = dotted.split("__")
@@ -67,6 +76,27 @@ def test_warnings_name_each_missing_or_weaker_setting() -> None:
     # Stricter than recommended is fine (Synapse's own rc_login.address default, say).
     strict = SimpleNamespace(per_second=0.003, burst_count=5)
     assert missing(synapse_config(ratelimiting__rc_login_address=strict)) == []
+
+
+def test_warnings_name_each_relay_setting() -> None:
+    """Calls: a relay named, credentials signed with its secret (never a fixed password), that
+    expire within a day, for people logged in only."""
+    found = missing(
+        synapse_config(
+            voip__turn_uris=[],
+            voip__turn_user_lifetime=7 * 24 * 3600 * 1000,
+            voip__turn_allow_guests=True,
+        )
+    )
+    joined = "\n".join(found)
+    assert len(found) == 3, found
+    for name in ("turn_uris", "turn_user_lifetime", "turn_allow_guests"):
+        assert name in joined
+    fixed = missing(
+        synapse_config(voip__turn_username="firm", voip__turn_password=secrets.token_urlsafe(8))
+    )
+    assert len(fixed) == 1 and "turn_shared_secret" in fixed[0], fixed
+    assert missing(synapse_config(voip__turn_shared_secret=None)) == fixed
 
 
 def test_direct_conversation_the_attorney_leaves() -> None:

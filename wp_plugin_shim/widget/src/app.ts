@@ -15,6 +15,7 @@ import {
 } from "matrix-js-sdk";
 import { initAsync } from "@matrix-org/matrix-sdk-crypto-wasm";
 import { acceptInvite } from "./contacts";
+import { CallView } from "./callview";
 import { clear, h, uid } from "./dom";
 import { __, sprintf } from "./i18n";
 import { KeyKeeper, type KeyUi } from "./keys";
@@ -43,6 +44,7 @@ export class ChatApp implements KeyUi {
   private release: (() => void) | null = null;
   private keys: KeyKeeper | null = null;
   private rooms: RoomsView | null = null;
+  calls: CallView | null = null;
   private ended = false;
 
   constructor(private readonly mount: HTMLElement) {
@@ -172,6 +174,8 @@ export class ChatApp implements KeyUi {
       });
       await this.firstSync(client);
       this.setStatus("");
+      this.calls = new CallView({ setStatus: (t) => this.setStatus(t), label: (r) => this.rooms?.label(r) ?? r.name }, client);
+      this.root.insertBefore(this.calls.el, this.body);
       this.rooms = new RoomsView(this, client, this.matters);
       clear(this.body, this.rooms.el, this.footer());
       this.root.dataset.state = "ready";
@@ -262,6 +266,8 @@ export class ChatApp implements KeyUi {
     this.client = null;
     this.rooms?.stop();
     this.rooms = null;
+    this.calls?.stop();
+    this.calls = null;
     if (client) {
       client.stopClient();
       client.removeAllListeners();

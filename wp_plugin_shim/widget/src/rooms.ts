@@ -13,6 +13,7 @@ import {
 import type { ChatApp, Matter } from "./app";
 import { append, clear, h, linkified, uid } from "./dom";
 import { existingDirect, fetchContacts, newConversationForm, startDirect } from "./contacts";
+import { callEventShown, callLine } from "./callview";
 import { Attachments } from "./files";
 import { __, _n, sprintf } from "./i18n";
 
@@ -146,6 +147,8 @@ export class RoomsView {
     if (ev.isRedacted()) {
       return ev.getWireType() === EventType.RoomMessageEncrypted || ev.getWireType() === EventType.RoomMessage;
     }
+    const call = callEventShown(ev);
+    if (call) return call === "line";
     if (ev.isRelation(EventType.RoomMessage) || ev.getRelation()?.rel_type === "m.replace") return false;
     if (ev.isDecryptionFailure()) return true;
     return ev.getType() === EventType.RoomMessage;
@@ -220,6 +223,7 @@ export class RoomsView {
     clear(
       this.pane,
       h("h3", { id: heading, class: "fc-room-title" }, this.label(room)),
+      closed ? null : (this.app.calls?.controls(room) ?? null),
       closed
         ? h("p", { class: "fc-readonly", role: "note" }, __("This matter is closed. You can read its messages, but no new messages can be sent."))
         : null,
@@ -484,6 +488,7 @@ export class RoomsView {
     seenBy: string[],
     me: string,
   ): HTMLElement {
+    if (callEventShown(ev) === "line") return callLine(ev, this.current?.getLiveTimeline().getEvents() ?? [], (u) => this.name(u));
     const mine = ev.getSender() === me;
     const when = new Date(ev.getTs());
     const li = h(
