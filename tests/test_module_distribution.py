@@ -119,6 +119,7 @@ def test_the_module_loads_from_the_distribution_alone(wheel: Path, tmp_path: Pat
     assert ours == [
         "bridge",
         "bridge.core",
+        "bridge.core.calls",
         "bridge.core.constants",
         "bridge.core.firm_view",
         "bridge.core.homeserver_settings",

@@ -81,6 +81,7 @@ def test_loading_the_module_brings_only_the_core_into_synapse() -> None:
     assert ours == {
         "bridge",
         "bridge.core",
+        "bridge.core.calls",
         "bridge.core.constants",
         "bridge.core.firm_view",
         "bridge.core.homeserver_settings",
