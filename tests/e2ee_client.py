@@ -192,6 +192,8 @@ class DeviceClient:
         self._started = False
         self._closed = False
         self.decryption_failures: list[str] = []  # event IDs that could not be decrypted
+        # Every event decrypted, whatever its type: (room, type, sender, content).
+        self.decrypted: list[tuple[str, str, str, dict[str, Any]]] = []
 
     # ------------------------------------------------------------------ construction
 
@@ -398,6 +400,9 @@ class DeviceClient:
             self.log.warning("Failed to decrypt %s: %s", evt.event_id, type(e).__name__)
             return
         self.log.debug("Decrypted %s (%s) from %s", evt.event_id, decrypted.type, evt.sender)
+        self.decrypted.append(
+            (str(evt.room_id), str(decrypted.type), str(evt.sender), decrypted.content.serialize())
+        )
         if decrypted.type != EventType.ROOM_MESSAGE:
             return
         body = getattr(decrypted.content, "body", None)

@@ -26,8 +26,15 @@ from urllib.parse import quote
 
 import pytest
 from audit_helpers import audit_rows
-from browser import PageWatch, artifacts_on_failure, launch_chromium
+from browser import (
+    PageWatch,
+    artifacts_on_failure,
+    axe_violations,
+    describe_violations,
+    launch_chromium,
+)
 from conftest import ROOT, Homeserver, running_homeserver
+from e2ee_client import DeviceClient
 from playwright.async_api import Browser, BrowserContext, Page, expect
 from ruamel.yaml import YAML
 from wp.conftest import WpFirm, _wp_firm
@@ -289,6 +296,12 @@ async def test_video_call_through_the_relay(
 ) -> None:
     async with call_firm(wp_site, call_homeserver, tmp_path) as cf:
         pam, cid = cf.people["pam"], cf.people["cid"]
+        # The attorney's other device, a client that is not matrix-js-sdk (mautrix's Olm/Megolm),
+        # reads the call as any spec client would.
+        other = await DeviceClient.login_appservice(
+            cf.firm.hs.url, cf.firm.hs.registration.as_token, pam.user_id, "attorney's phone"
+        )
+        await other.start()
         ctx_c, page_c, watch_c = await open_chat(call_browser, cf, "cid")
         ctx_p, page_p, watch_p = await open_chat(call_browser, cf, "pam")
         try:
@@ -310,6 +323,8 @@ async def test_video_call_through_the_relay(
                 for page in (page_c, page_p):
                     await media_flows(page, 1, relay)
                 assert await asyncio.to_thread(relay.allocations) >= allocations_before + 2
+                bad = await axe_violations(page_c, include=".firm-chat")
+                assert not bad, describe_violations(bad)
 
                 # Mute and camera off act on what is sent.
                 await page_c.get_by_role("button", name="Mute").click()
@@ -340,6 +355,32 @@ async def test_video_call_through_the_relay(
         finally:
             await ctx_c.close()
             await ctx_p.close()
+            await other.stop()
+
+        # The spec's call events, decrypted by the other client: VoIP version 1, for the
+        # attorney, relayed candidates only, then the hang-up.
+        ring = [
+            e for e in await room_events(cf.firm.hs, cf.room_id) if e["type"] == "org.firm.call"
+        ]
+        call_id = next(e["content"]["call_id"] for e in ring if e["content"]["action"] == "ring")
+        seen = {
+            t: c
+            for r, t, _, c in other.decrypted
+            if r == cf.room_id and c.get("call_id") == call_id
+        }
+        invite = seen["m.call.invite"]
+        assert invite["version"] in ("1", 1) and invite["invitee"] == pam.user_id, invite
+        assert invite["offer"]["type"] == "offer" and "m=video" in invite["offer"]["sdp"]
+        assert invite["lifetime"] > 0 and invite["party_id"]
+        assert {"m.call.answer", "m.call.candidates", "m.call.hangup"} <= set(seen), set(seen)
+        candidates = [
+            c["candidate"]
+            for r, t, _, body in other.decrypted
+            if t == "m.call.candidates" and body.get("call_id") == call_id
+            for c in body["candidates"]
+            if c.get("candidate")
+        ]
+        assert candidates and all(" typ relay " in c for c in candidates), candidates
 
         # The homeserver holds the signalling encrypted only: no m.call.* in the clear, and the
         # notices carry whom, not how (no SDP, no address).
