@@ -31,11 +31,11 @@ from common import log
 from harness import machine_info, write_results
 from nacl.signing import SigningKey
 
+from bridge.audit.eventhash import event_hash, sha256_hex
 from bridge.export import filecrypto, messages, pdf
 from bridge.export import manifest as mf
 from bridge.export.check import check
 from bridge.export.create import Options, decrypt_all, write_bundle, write_manifest
-from bridge.export.eventhash import event_hash, sha256_hex
 from bridge.export.sessions import Session, SessionStore
 from bridge.export.verify import verify
 

@@ -8,19 +8,20 @@ import sys
 import time
 from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 from prometheus_client import start_http_server
 
 from . import clients_address
 from . import registration as reg
+from .appservice import PREFIX as APPSERVICE_PREFIX
 from .appservice import AppServiceHandler
 from .audit.api import AuditAPI
 from .audit.service import AuditService
 from .config import Config, ConfigError
+from .core.constants import INTERNAL_PREFIX
 from .core.policy import CurrentPolicy, Policy, PolicyError
-from .db import open_database
+from .export.api import PREFIX as TRANSCRIPTS_PREFIX
 from .export.api import TranscriptAPI
 from .matrix import Homeserver, is_transient
 from .media.gateway import MediaGateway
@@ -33,29 +34,15 @@ from .provisioning.policy_routes import PolicyRoutes, load_stored_policy
 from .provisioning.rooms import RoomRoutes
 from .provisioning.sessions import SessionRoutes
 from .reconciler import Reconciler, describe
+from .schema import open_database
 from .tasks import stop_tasks
+from .web.auth import FIRM_API, refusals, signed_requests
+from .web.errors import json_errors
 from .wordpress import WordPress
 
 log = logging.getLogger("bridge")
 TXN_KEEP = 7 * 24 * 3600
 STOP_TIMEOUT = 15
-
-
-@web.middleware
-async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Routing errors answer in JSON too, naming what was wrong."""
-    try:
-        return await handler(request)
-    except web.HTTPException as e:
-        if e.status < 400:
-            raise
-        errcode = {404: "M_UNRECOGNIZED", 405: "M_UNRECOGNIZED", 413: "M_TOO_LARGE"}.get(
-            e.status, "M_UNKNOWN"
-        )
-        return web.json_response(
-            {"errcode": errcode, "error": f"{request.method} {request.path}: {e.reason}"},
-            status=e.status,
-        )
 
 
 # The role table shipped with the bridge (also config/policy.yaml in the source tree).
@@ -109,7 +96,6 @@ class Bridge:
             self.db,
             self.policy,
             self.reconciler,
-            secret=config["provisioning.shared_secret"],
             max_skew=config["provisioning.max_clock_skew"],
             domain=self.domain,
             alias_prefix=config["appservice.alias_prefix"],
@@ -145,10 +131,7 @@ class Bridge:
         )
         self.appservice.sinks.append(self.audit.sink)
         self.audit_api = AuditAPI(
-            self.audit,
-            self.db,
-            secret=config["provisioning.shared_secret"],
-            max_skew=config["provisioning.max_clock_skew"],
+            self.audit, self.db, max_skew=config["provisioning.max_clock_skew"]
         )
         # Verifiable transcripts: checked against the chain and countersigned (issue 11).
         self.transcripts = TranscriptAPI(
@@ -178,16 +161,32 @@ class Bridge:
         self._tasks: list[asyncio.Task] = []
 
     def make_app(self) -> web.Application:
+        """One sub-application per caller, each authenticated by its middleware: the homeserver
+        (hs_token), the homeserver module (its secret), WordPress (signed requests; transcripts
+        also from the exporter's device)."""
         app = web.Application(middlewares=[json_errors], client_max_size=1024 * 1024)
-        app.add_routes(self.appservice.routes())
-        app.add_routes(self.provisioning.routes())
-        app.add_routes(self.policy_routes.routes())
-        app.add_routes(self.room_routes.routes())
-        app.add_routes(self.session_routes.routes())
-        app.add_routes(self.module_routes.routes())
-        app.add_routes(self.audit_api.routes())
-        app.add_routes(self.transcripts.routes())
-        app.add_routes(self.notice_routes.routes())
+        app.add_subapp(APPSERVICE_PREFIX, self.appservice.app())
+        app.add_subapp(INTERNAL_PREFIX, self.module_routes.app())
+        firm = web.Application(
+            middlewares=[
+                refusals(logging.getLogger("bridge.provisioning")),
+                signed_requests(
+                    self.config["provisioning.shared_secret"],
+                    self.config["provisioning.max_clock_skew"],
+                ),
+            ]
+        )
+        for part in (
+            self.provisioning,
+            self.policy_routes,
+            self.room_routes,
+            self.session_routes,
+            self.audit_api,
+            self.notice_routes,
+        ):
+            firm.add_routes(part.routes())
+        app.add_subapp(FIRM_API, firm)
+        app.add_subapp(TRANSCRIPTS_PREFIX, self.transcripts.app())
         return app
 
     async def start(self) -> None:

@@ -9,7 +9,6 @@ an id alone would take new events for ones already applied and drop them.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import logging
 import time
@@ -22,6 +21,8 @@ from . import metrics
 from .core.constants import MANAGED_STATE
 from .db import store, transaction
 from .reconciler import MATTER, Reconciler
+from .web.auth import TooLarge, homeserver_token, read_body
+from .web.errors import json_error
 
 log = logging.getLogger("bridge.appservice")
 
@@ -43,19 +44,7 @@ class EventSink(Protocol):
 # events besides, and resends a refused transaction unchanged forever: the app-wide 1 MiB body
 # limit would stop the appservice for good after one burst of large events.
 MAX_TRANSACTION_BYTES = 64 * 1024 * 1024
-
-
-async def _read_limited(request: web.Request, limit: int) -> bytes:
-    """The body, read from the stream (outside the app's body limit); ValueError past `limit`."""
-    if request.content_length is not None and request.content_length > limit:
-        raise ValueError("too large")
-    chunks, size = [], 0
-    async for chunk in request.content.iter_chunked(256 * 1024):
-        size += len(chunk)
-        if size > limit:
-            raise ValueError("too large")
-        chunks.append(chunk)
-    return b"".join(chunks)
+PREFIX = "/_matrix/app/v1"
 
 
 def body_hash(body: dict) -> str:
@@ -75,10 +64,6 @@ def body_hash(body: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _error(status: int, errcode: str, message: str) -> web.Response:
-    return web.json_response({"errcode": errcode, "error": message}, status=status)
-
-
 class AppServiceHandler:
     def __init__(self, db: Database, reconciler: Reconciler, hs_token: str, bot_mxid: str) -> None:
         self.db = db
@@ -87,44 +72,37 @@ class AppServiceHandler:
         self.bot_mxid = bot_mxid
         self.sinks: list[EventSink] = []
 
-    def routes(self) -> list[web.RouteDef]:
-        return [
-            web.put("/_matrix/app/v1/transactions/{txn_id}", self.transaction),
-            web.post("/_matrix/app/v1/ping", self.ping),
-            web.get("/_matrix/app/v1/users/{user_id}", self.query),
-            web.get("/_matrix/app/v1/rooms/{alias}", self.query),
-        ]
+    def app(self) -> web.Application:
+        """The routes under /_matrix/app/v1, for the homeserver alone (its hs_token)."""
+        app = web.Application(middlewares=[homeserver_token(self._hs_token, self._refused)])
+        app.add_routes(
+            [
+                web.put("/transactions/{txn_id}", self.transaction),
+                web.post("/ping", self.ping),
+                web.get("/users/{user_id}", self.query),
+                web.get("/rooms/{alias}", self.query),
+            ]
+        )
+        return app
 
-    def _check_token(self, request: web.Request) -> web.Response | None:
-        header = request.headers.get("Authorization", "")
-        token = header[7:] if header.startswith("Bearer ") else request.query.get("access_token")
-        if not token:
-            return _error(401, "M_UNAUTHORIZED", "missing hs_token")
-        if not hmac.compare_digest(token.encode(), self._hs_token.encode()):
-            return _error(403, "M_FORBIDDEN", "invalid hs_token")
-        return None
+    def _refused(self, request: web.Request) -> None:
+        if request.match_info.handler == self.transaction:
+            metrics.TRANSACTIONS.labels("unauthorized").inc()
 
     async def ping(self, request: web.Request) -> web.Response:
-        if (refused := self._check_token(request)) is not None:
-            return refused
         return web.json_response({})
 
     async def query(self, request: web.Request) -> web.Response:
         # People and matter rooms exist because WordPress said so, never on demand.
-        if (refused := self._check_token(request)) is not None:
-            return refused
-        return _error(404, "M_NOT_FOUND", "not provisioned")
+        return json_error(404, "M_NOT_FOUND", "not provisioned")
 
     async def transaction(self, request: web.Request) -> web.Response:
-        if (refused := self._check_token(request)) is not None:
-            metrics.TRANSACTIONS.labels("unauthorized").inc()
-            return refused
         txn_id = request.match_info["txn_id"]
         try:
-            raw = await _read_limited(request, MAX_TRANSACTION_BYTES)
-        except ValueError:
+            raw = await read_body(request, MAX_TRANSACTION_BYTES)
+        except TooLarge:
             metrics.TRANSACTIONS.labels("too_large").inc()
-            return _error(413, "M_TOO_LARGE", "transaction body is over the bridge's limit")
+            return json_error(413, "M_TOO_LARGE", "transaction body is over the bridge's limit")
         try:
             body = json.loads(raw)
             events = body.get("events", [])
@@ -132,7 +110,9 @@ class AppServiceHandler:
                 raise ValueError
         except (ValueError, AttributeError, UnicodeDecodeError, RecursionError):
             metrics.TRANSACTIONS.labels("bad_request").inc()
-            return _error(400, "M_NOT_JSON", "transaction body must be a JSON object with events")
+            return json_error(
+                400, "M_NOT_JSON", "transaction body must be a JSON object with events"
+            )
         digest = body_hash(body)
         touched: set[int] = set()
         async with transaction(self.db) as conn:

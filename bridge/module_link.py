@@ -9,7 +9,6 @@ firm's internal network.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import ipaddress
 import json
 import logging
@@ -21,25 +20,24 @@ from aiohttp import ClientError, ClientSession, ClientTimeout, web
 from mautrix.util.async_db import Database, Scheme
 
 from . import metrics
-from .core.constants import DISPLAYNAME_PATH, LOGIN_PATH, MINT_PATH, REFRESH_PATH, SNAPSHOT_PATH
+from .core.constants import (
+    DISPLAYNAME_PATH,
+    INTERNAL_PREFIX,
+    LOGIN_PATH,
+    MINT_PATH,
+    REFRESH_PATH,
+    SNAPSHOT_PATH,
+)
 from .core.policy import CurrentPolicy
 from .core.snapshot_delta import SnapshotIndex, delta, index
 from .db import store, transaction
+from .web.auth import bearer_secret
+from .web.errors import json_error
 from .wordpress import WordPress, WordPressRateLimited, WordPressUnavailable
 
 log = logging.getLogger("bridge.module_link")
 # Generations whose index is kept for deltas (the module reads every second; a few suffice).
 DELTA_GENERATIONS = 8
-
-
-def _error(status: int, errcode: str, message: str) -> web.Response:
-    return web.json_response({"errcode": errcode, "error": message}, status=status)
-
-
-def bearer_ok(request: web.Request, secret: str) -> bool:
-    header = request.headers.get("Authorization", "")
-    token = header[7:] if header.startswith("Bearer ") else ""
-    return bool(token) and hmac.compare_digest(token.encode(), secret.encode())
 
 
 class ModuleRoutes:
@@ -66,15 +64,18 @@ class ModuleRoutes:
         self._built: tuple[dict[str, Any], SnapshotIndex] | None = None  # the newest snapshot
         self._indexes: OrderedDict[int, SnapshotIndex] = OrderedDict()
 
-    def routes(self) -> list[web.RouteDef]:
-        return [
-            web.get(SNAPSHOT_PATH, self.snapshot),
-            web.post(LOGIN_PATH, self.login),
-        ]
+    def app(self) -> web.Application:
+        """The routes under INTERNAL_PREFIX, for the homeserver module alone (its secret)."""
+        app = web.Application(middlewares=[bearer_secret(self._secret)])
+        app.add_routes(
+            [
+                web.get(SNAPSHOT_PATH.removeprefix(INTERNAL_PREFIX), self.snapshot),
+                web.post(LOGIN_PATH.removeprefix(INTERNAL_PREFIX), self.login),
+            ]
+        )
+        return app
 
     async def snapshot(self, request: web.Request) -> web.Response:
-        if not bearer_ok(request, self._secret):
-            return _error(401, "M_UNAUTHORIZED", "the module secret is missing or wrong")
         async with transaction(self.db) as conn:
             if conn.scheme == Scheme.POSTGRES:
                 # Every read of the snapshot from one moment: a snapshot labelled with a
@@ -126,15 +127,13 @@ class ModuleRoutes:
         return self._indexes.get(int(generation))
 
     async def login(self, request: web.Request) -> web.Response:
-        if not bearer_ok(request, self._secret):
-            return _error(401, "M_UNAUTHORIZED", "the module secret is missing or wrong")
         try:
             body = await request.json()
             login, password = body["login"], body["password"]
             if not isinstance(login, str) or not isinstance(password, str) or not login:
                 raise ValueError
         except (ValueError, KeyError, TypeError):
-            return _error(400, "M_BAD_JSON", "expected login and password")
+            return json_error(400, "M_BAD_JSON", "expected login and password")
         # The end user's address as the homeserver saw it: WordPress limits failures per
         # address and lets a known address past a lock others caused (not the homeserver's).
         address = body.get("address")
@@ -142,9 +141,9 @@ class ModuleRoutes:
             try:
                 address = str(ipaddress.ip_address(address))
             except (ValueError, TypeError):
-                return _error(400, "M_BAD_JSON", "address: must be an IP address")
+                return json_error(400, "M_BAD_JSON", "address: must be an IP address")
         if self.wordpress is None:
-            return _error(403, "M_FORBIDDEN", "password login is not configured")
+            return json_error(403, "M_FORBIDDEN", "password login is not configured")
         # Matrix clients may send "jdoe", "@jdoe:firm.example" or the WordPress login as typed.
         name = login.removeprefix("@").split(":", 1)[0].lower()
         row = await self.db.fetchrow(
@@ -170,13 +169,15 @@ class ModuleRoutes:
                 status=429,
             )
         except WordPressUnavailable:
-            return _error(503, "FIRM_WORDPRESS_UNAVAILABLE", "WordPress could not check the login")
+            return json_error(
+                503, "FIRM_WORDPRESS_UNAVAILABLE", "WordPress could not check the login"
+            )
         if row is None or not row["active"]:
             log.info("Password login refused: no active person for the login given")
-            return _error(403, "M_FORBIDDEN", "invalid username or password")
+            return json_error(403, "M_FORBIDDEN", "invalid username or password")
         if not check.valid or not check.active or check.wp_id != row["wp_id"]:
             log.info("Password login refused for person %s", row["wp_id"])
-            return _error(403, "M_FORBIDDEN", "invalid username or password")
+            return json_error(403, "M_FORBIDDEN", "invalid username or password")
         user_id = f"@{row['localpart']}:{self.domain}"
         log.info("Password login accepted for person %s (%s)", row["wp_id"], user_id)
         return web.json_response({"user_id": user_id})

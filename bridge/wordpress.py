@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import attrs
 from aiohttp import ClientError, ClientSession, ClientTimeout
 
-from .provisioning.signing import signed_headers
+from .web.signing import signed_headers
 
 log = logging.getLogger("bridge.wordpress")
 

@@ -2,9 +2,9 @@
 
 `python scripts/import_graph.py` prints one line per package with the packages it imports, then
 the cycles (strongly connected components of more than one package, and of modules with
-`--modules`). A package is a folder of `bridge/`; the top-level modules (`bridge/policy.py`, ...)
-are each a node of their own. Imports inside functions count (they are still dependencies);
-imports under `if TYPE_CHECKING:` do not.
+`--modules`). A package is a folder of `bridge/`; the top-level modules (`bridge/app.py`, ...)
+and the entry points (`__main__` modules) are each a node of their own. Imports inside functions
+count (they are still dependencies); imports under `if TYPE_CHECKING:` do not.
 """
 
 from __future__ import annotations
@@ -64,6 +64,8 @@ def imports(path: Path, name: str) -> set[str]:
 
 def node_of(module: str, packages: set[str]) -> str:
     parts = module.split(".")
+    if parts[-1] == "__main__":
+        return module  # an entry point (`python -m`): nothing imports it, so it closes no cycle
     if len(parts) >= 2 and f"bridge.{parts[1]}" in packages:
         return f"bridge.{parts[1]}"
     return module

@@ -22,7 +22,7 @@ from test_reconciler import eventually
 from yarl import URL
 
 from bridge.app import Bridge
-from bridge.provisioning.signing import signed_headers
+from bridge.web.signing import signed_headers
 
 
 @asynccontextmanager

@@ -27,8 +27,8 @@ from media_helpers import (
     upload,
 )
 
-from bridge.db import open_database, upgrade_table
 from bridge.media import store
+from bridge.schema import open_database, upgrade_table
 
 __all__ = ["media_firm"]  # the fixture, imported for pytest
 
@@ -283,7 +283,7 @@ async def test_room_uploads_end_to_end(homeserver: Homeserver, db_uri: str, tmp_
 async def test_room_column_migration(db_uri: str) -> None:
     """A database from before the room column (at the previous version, with an upload in it)
     upgrades on SQLite and PostgreSQL; the old upload keeps the uploader rule."""
-    from bridge.db.upgrade import upgrade_v6
+    from bridge.media.migrations.v06_upload_room import upgrade as upgrade_v6
 
     before = UpgradeTable()
     before.upgrades = upgrade_table.upgrades[: upgrade_table.upgrades.index(upgrade_v6)]

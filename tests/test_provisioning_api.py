@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 from conftest import DOMAIN, SECRET, Firm
 
-from bridge.provisioning.signing import signed_headers
+from bridge.web.signing import signed_headers
 
 TS = "X-Firm-Timestamp"
 RID = "X-Firm-Request-Id"

@@ -2,6 +2,8 @@
 
 - `records`: what an event becomes in the audit (pure; never content, never keys)
 - `chain`: canonical serialization, the hash chain and its verifier (pure)
+- `eventhash`, `redaction`: the SHA-256 of an event and of its redacted form (pure), recorded
+  with each event and matched by verifiable transcripts (bridge/export)
 - `schema`, `store`: tables and SQL
 - `ingest`: the appservice event sink and the sealer that chains records in one writer order
 - `whois`, `hsadmin`: client addresses and the homeserver's admin API

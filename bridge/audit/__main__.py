@@ -1,10 +1,10 @@
-"""python -m bridge.audit: see bridge/audit/cli.py."""
+"""python -m bridge.audit: see bridge/cli/audit.py."""
 
 from __future__ import annotations
 
 import sys
 
-from .cli import main
+from ..cli.audit import main
 
 if __name__ == "__main__":
     sys.exit(main())

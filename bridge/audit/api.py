@@ -1,7 +1,7 @@
 """Signed HTTP routes for the WordPress plugin: audit queries, exports, verify, the head, and the
-retention dry run. Signed exactly like the provisioning API (bridge/provisioning/signing.py),
-request ids claimed once; every call names the administrator reading (`actor`, a WordPress id),
-and every read is recorded in the chain.
+retention dry run. Signed exactly like the provisioning API (the sub-application's middleware
+checks it, bridge/web/auth.py), request ids claimed once; every call names the administrator
+reading (`actor`, a WordPress id), and every read is recorded in the chain.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from typing import Any
 from aiohttp import web
 from mautrix.util.async_db import Database
 
-from .. import metrics
 from ..db import store as firm_store
 from ..db import transaction
-from ..provisioning.api import PREFIX, ApiError, verified
+from ..web.auth import REQUEST_ID
+from ..web.errors import ApiError
 from .query import AuditQuery, BadQuery, exported, parse_query, parse_time, to_csv
 from .records import now_ms
 from .service import AuditService
@@ -27,21 +27,18 @@ Handler = Callable[[Any, str], Awaitable[web.StreamResponse]]
 
 
 class AuditAPI:
-    def __init__(
-        self, service: AuditService, db: Database, *, secret: str, max_skew: float
-    ) -> None:
+    def __init__(self, service: AuditService, db: Database, *, max_skew: float) -> None:
         self.service = service
         self.db = db
-        self._secret = secret
         self.max_skew = max_skew
 
     def routes(self) -> list[web.RouteDef]:
-        base = PREFIX + "/audit"
+        """Routes under FIRM_API, whose sub-application checks every request's signature."""
         return [
-            web.get(base + "/records", self._wrap(self.parse_records, self.records)),
-            web.get(base + "/verify", self._wrap(_no_params, self.verify)),
-            web.get(base + "/head", self._wrap(_no_params, self.head)),
-            web.get(base + "/retention", self._wrap(self.parse_retention, self.retention)),
+            web.get("/audit/records", self._wrap(self.parse_records, self.records)),
+            web.get("/audit/verify", self._wrap(_no_params, self.verify)),
+            web.get("/audit/head", self._wrap(_no_params, self.head)),
+            web.get("/audit/retention", self._wrap(self.parse_retention, self.retention)),
         ]
 
     def _wrap(
@@ -49,7 +46,6 @@ class AuditAPI:
     ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def wrapped(request: web.Request) -> web.StreamResponse:
             try:
-                _, request_id = await verified(request, self._secret, self.max_skew)
                 params: dict[str, str] = {}
                 for key, value in request.query.items():
                     if key in params:
@@ -58,22 +54,10 @@ class AuditAPI:
                 actor_raw = params.pop("actor", None)
                 # Everything is checked before anything is written (the request id included).
                 parsed = parse(params)
-                actor = await self._claim_and_check(request_id, actor_raw)
-                response = await run(parsed, actor)
+                actor = await self._claim_and_check(request[REQUEST_ID], actor_raw)
+                return await run(parsed, actor)
             except BadQuery as e:
-                response = ApiError(400, "FIRM_BAD_FIELD", e.message, e.field).response()
-            except ApiError as e:
-                log.info(
-                    "%s %s refused: %d %s (%s)",
-                    request.method,
-                    request.path,
-                    e.status,
-                    e.errcode,
-                    e.field or "-",
-                )
-                response = e.response()
-            metrics.PROVISIONING.labels(str(response.status)).inc()
-            return response
+                raise ApiError(400, "FIRM_BAD_FIELD", e.message, e.field) from None
 
         return wrapped
 

@@ -7,7 +7,7 @@ Matrix canonical JSON, for the only value types records hold). The first record 
 
 Records sealed since migration v6 also carry, for events, the SHA-256 of the event's canonical JSON
 as served (without `unsigned`), of its redacted form, and the event a redaction removes
-(OPTIONAL_FIELDS, bridge/export/eventhash.py): each is hashed only when it has a value, so records
+(OPTIONAL_FIELDS, eventhash.py): each is hashed only when it has a value, so records
 sealed before keep their hashes, and removing or adding one later breaks the link all the same.
 
 `seq` (the storage order) is deliberately not hashed: what makes a record part of the chain is

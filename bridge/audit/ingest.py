@@ -17,7 +17,6 @@ from typing import Any
 from mautrix.util.async_db import Database
 
 from ..db import transaction
-from ..export.redaction import version_independent
 from . import store
 from .calls import call_records
 from .records import (
@@ -28,6 +27,7 @@ from .records import (
     now_ms,
     room_version_created,
 )
+from .redaction import version_independent
 from .whois import WhoisCache
 
 # Seconds between a transaction and the sealer's look at it (gathers a stream into batches).

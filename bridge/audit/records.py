@@ -18,8 +18,8 @@ import attrs
 
 from ..core.calls import notice_detail
 from ..core.constants import MATTER_KEY
-from ..export.eventhash import event_hash, redacted_hash, redacts_of
 from .chain import FIELDS, OPTIONAL_FIELDS
+from .eventhash import event_hash, redacted_hash, redacts_of
 
 _compact = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode
 _size = json.JSONEncoder(separators=(",", ":")).encode

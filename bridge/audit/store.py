@@ -244,6 +244,13 @@ async def last_event_ts(conn: Connection, room_id: str) -> int | None:
     return None if value is None else int(value)
 
 
+async def legal_hold(conn: Connection, wp_id: int) -> bool:
+    """Whether the matter is under a legal hold (False for one not known yet)."""
+    return bool(
+        await conn.fetchval("SELECT legal_hold FROM matter_retention WHERE matter_id = $1", wp_id)
+    )
+
+
 async def save_matter_retention(conn: Connection, wp_id: int, data: Any, now: float) -> None:
     """Keep a matter's retention values and legal hold as WordPress sent them (a matter upsert
     replaces them: a value left out falls back to the default), and when it was closed."""

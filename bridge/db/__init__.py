@@ -1,4 +1,8 @@
-"""The bridge's database: PostgreSQL (asyncpg) in production, SQLite as the embedded default."""
+"""The bridge's database: PostgreSQL (asyncpg) in production, SQLite as the embedded default.
+
+Opened with the whole schema by bridge/schema.py (`open_database`); `store` is the SQL of the
+desired state, `migrations` the versions that make its tables.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +10,18 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from mautrix.util.async_db import Connection, Database
+from mautrix.util.async_db import Connection, Database, UpgradeTable
 
-from .upgrade import upgrade_table
-
-__all__ = ["open_database", "transaction", "upgrade_table"]
+__all__ = ["create_database", "transaction"]
 
 
-def open_database(uri: str, max_connections: int = 10) -> Database:
-    # SQLite takes one writer; one connection keeps transactions from interleaving.
-    args = {"min_size": 1, "max_size": max_connections} if uri.startswith("postgres") else {}
+def create_database(uri: str, upgrade_table: UpgradeTable, max_connections: int = 10) -> Database:
+    log = logging.getLogger("bridge.db")
     if uri.startswith("postgres"):
-        return Database.create(
-            uri, upgrade_table=upgrade_table, db_args=args, log=logging.getLogger("bridge.db")
-        )
-    return Database.create(uri, upgrade_table=upgrade_table, log=logging.getLogger("bridge.db"))
+        args = {"min_size": 1, "max_size": max_connections}
+        return Database.create(uri, upgrade_table=upgrade_table, db_args=args, log=log)
+    # SQLite takes one writer; one connection keeps transactions from interleaving.
+    return Database.create(uri, upgrade_table=upgrade_table, log=log)
 
 
 @asynccontextmanager

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import ClientSession
 
-from ..provisioning.signing import signed_headers
+from ..web.signing import signed_headers
 
 
 class ProvisioningClient:

@@ -28,7 +28,6 @@ import attrs
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
 from mautrix.util.async_db import Connection, Database
 
-from .. import metrics
 from ..audit import store as audit_store
 from ..audit.records import note_row, now_ms
 from ..audit.service import AuditService
@@ -36,13 +35,15 @@ from ..core.model import Role
 from ..core.policy import CurrentPolicy
 from ..db import store as firm_store
 from ..db import transaction
-from ..provisioning.api import PREFIX, ApiError
-from ..provisioning.signing import SIGNATURE_HEADER, SignatureError, verify
+from ..web.auth import BODY, FIRM_API, REQUEST_ID, refusals, signed_requests
+from ..web.errors import ApiError
 from . import manifest as mf
 from .check import Outcome, check
 
 log = logging.getLogger("bridge.export.api")
+PREFIX = FIRM_API + "/transcripts"
 MAX_BODY = 64 * 1024 * 1024  # a manifest lists every event: about 200 bytes each
+DEVICE = "firm.device"  # (user id, device id) of an unsigned request's access token
 BRIDGE_ROLE = "bridge"  # the role shown for the bridge's own user (it creates and manages rooms)
 
 
@@ -85,12 +86,21 @@ class TranscriptAPI:
         self.bot_mxid = bot_mxid
         self._session: ClientSession | None = None
 
-    def routes(self) -> list[web.RouteDef]:
-        base = PREFIX + "/transcripts"
-        return [
-            web.post(base + "/check", self._wrap(False)),
-            web.post(base + "/countersign", self._wrap(True)),
-        ]
+    def app(self) -> web.Application:
+        """The routes under PREFIX: signed by WordPress (the portal), or sent from a device of
+        the exporter's with its access token; manifests may be larger than other requests."""
+        app = web.Application(
+            middlewares=[
+                refusals(log),
+                signed_requests(
+                    self._secret, self.max_skew, max_body=MAX_BODY, or_else=self._access_token
+                ),
+            ]
+        )
+        app.add_routes(
+            [web.post("/check", self._wrap(False)), web.post("/countersign", self._wrap(True))]
+        )
+        return app
 
     async def close(self) -> None:
         if self._session is not None:
@@ -101,54 +111,18 @@ class TranscriptAPI:
     def _wrap(self, final: bool) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def wrapped(request: web.Request) -> web.StreamResponse:
             try:
-                result = await self._handle(request, final)
-                response: web.StreamResponse = web.json_response(result)
-            except ApiError as e:
-                log.info(
-                    "%s %s refused: %d %s (%s)",
-                    request.method,
-                    request.path,
-                    e.status,
-                    e.errcode,
-                    e.field or "-",
-                )
-                response = e.response()
+                return web.json_response(await self._handle(request, final))
             except _Refused as e:
-                response = web.json_response(e.body, status=e.status)
-            metrics.PROVISIONING.labels(str(response.status)).inc()
-            return response
+                return web.json_response(e.body, status=e.status)
 
         return wrapped
 
-    async def _read(self, request: web.Request) -> bytes:
-        # The app's 1 MiB request limit is for the provisioning API; a manifest can be larger.
-        chunks, size = [], 0
-        async for chunk in request.content.iter_chunked(65536):
-            size += len(chunk)
-            if size > MAX_BODY:
-                raise ApiError(413, "FIRM_TOO_LARGE", "request body is too large", "body")
-            chunks.append(chunk)
-        return b"".join(chunks)
+    async def _access_token(self, request: web.Request) -> None:
+        """An unsigned request: the exporter's own device, known by its access token."""
+        request[DEVICE] = await self._whoami(request)
 
     async def _handle(self, request: web.Request, final: bool) -> dict[str, Any]:
-        body = await self._read(request)
-        signed = SIGNATURE_HEADER in request.headers
-        request_id = None
-        if signed:
-            try:
-                request_id = verify(
-                    self._secret,
-                    request.method,
-                    request.raw_path,
-                    request.headers,
-                    body,
-                    time.time(),
-                    self.max_skew,
-                )
-            except SignatureError as e:
-                raise ApiError(401, "FIRM_UNAUTHORIZED", e.message, e.field) from None
-        else:
-            user_id, device_id = await self._whoami(request)
+        body, request_id = request[BODY], request[REQUEST_ID]
         try:
             payload = json.loads(body)
         except (ValueError, UnicodeDecodeError, RecursionError):
@@ -167,11 +141,10 @@ class TranscriptAPI:
             events = mf.parse_events(manifest)
         except mf.ManifestError as e:
             raise ApiError(400, "FIRM_BAD_FIELD", e.message, f"manifest.{e.field}") from None
-        if signed:
-            assert request_id is not None
+        if request_id is not None:
             exporter = await self._portal_exporter(payload, request_id)
         else:
-            exporter = await self._device_exporter(request, user_id, device_id)
+            exporter = await self._device_exporter(request, *request[DEVICE])
         matter = await self._permitted(exporter, room_id, since, until)
         outcome, people, head = await self._check(room_id, since, until, events)
         hidden = await self._not_visible(room_id, exporter.user_id, outcome)

@@ -14,10 +14,10 @@ from typing import Any
 
 import attrs
 
+from ..audit.eventhash import canonical_json, event_hash, is_served_redacted, sha256_hex
 from . import filecrypto, html, keyfile, messages, pdf, rsmf
 from . import manifest as mf
 from .bridgeclient import BridgeClient
-from .eventhash import canonical_json, event_hash, is_served_redacted, sha256_hex
 from .homeserver import Homeserver
 from .sessions import SessionStore
 

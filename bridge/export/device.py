@@ -21,8 +21,8 @@ from mautrix.crypto.store import StateStore as CryptoStateStore
 from mautrix.crypto.store.memory import MemoryCryptoStore
 from mautrix.types import DeviceID, IdentityKey, RoomID, SessionID, UserID
 
+from ..audit.eventhash import is_served_redacted
 from .create import KeySource
-from .eventhash import is_served_redacted
 from .homeserver import Homeserver
 from .sessions import SessionStore, from_sessions
 

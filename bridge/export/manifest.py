@@ -16,7 +16,7 @@ from typing import Any
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
-from .eventhash import canonical_json, sha256_hex
+from ..audit.eventhash import canonical_json, sha256_hex
 
 FORMAT = "firm.transcript"
 VERSION = 1

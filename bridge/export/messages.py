@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from .eventhash import is_served_redacted, redacts_of
+from ..audit.eventhash import is_served_redacted, redacts_of
 
 MAX_NAME = 120
 

@@ -20,9 +20,9 @@ from typing import Any
 import attrs
 import vodozemac
 
+from ..audit.eventhash import event_hash, is_served_redacted, sha256_hex
 from . import filecrypto, html, keyfile, messages, rsmf
 from . import manifest as mf
-from .eventhash import event_hash, is_served_redacted, sha256_hex
 
 MEGOLM = "m.megolm.v1.aes-sha2"
 

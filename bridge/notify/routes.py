@@ -13,7 +13,8 @@ from typing import Any
 from aiohttp import web
 
 from ..db import store, transaction
-from ..provisioning.api import PREFIX, ApiError, ProvisioningAPI
+from ..provisioning.api import ProvisioningAPI
+from ..web.errors import ApiError
 from .decide import MAX_DELAY_SECONDS
 from .homeserver import HomeserverRefused, HomeserverUnavailable
 from .service import NoticeService
@@ -52,9 +53,9 @@ class NoticeRoutes:
     def routes(self) -> list[web.RouteDef]:
         wrap = self.api._wrap
         return [
-            web.put(PREFIX + "/people/{wp_id}/notices", wrap(self.put_prefs)),
-            web.get(PREFIX + "/people/{wp_id}/notices", wrap(self.get_prefs)),
-            web.get(PREFIX + "/people/{wp_id}/unread", wrap(self.unread)),
+            web.put("/people/{wp_id}/notices", wrap(self.put_prefs)),
+            web.get("/people/{wp_id}/notices", wrap(self.get_prefs)),
+            web.get("/people/{wp_id}/unread", wrap(self.unread)),
         ]
 
     async def _person(self, conn: Any, wp_id: int) -> Any:

@@ -1,6 +1,6 @@
 """The bridge's signed call asking WordPress to send one notice (POST .../firm-bridge/v1/notices).
 
-Signed like every call between them (bridge/provisioning/signing.py). The notice id is fixed
+Signed like every call between them (bridge/web/signing.py). The notice id is fixed
 when the bridge decides and sent again unchanged until WordPress answers; WordPress keeps the ids
 it has handled, so a retry after a lost answer or a restart sends nothing twice.
 """
@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import attrs
 from aiohttp import ClientError, ClientSession, ClientTimeout
 
-from ..provisioning.signing import signed_headers
+from ..web.signing import signed_headers
 
 log = logging.getLogger("bridge.notify.wordpress")
 

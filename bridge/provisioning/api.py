@@ -8,51 +8,20 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import attrs
 from aiohttp import web
 from mautrix.util.async_db import Database
 
-from .. import metrics
 from ..core.model import Matter, Person
 from ..core.policy import CurrentPolicy
 from ..db import store, transaction
+from ..firm import matters, people
+from ..firm.validate import BadField, parse_matter, parse_person, parse_wp_id
 from ..module_link import ModuleClient
 from ..reconciler import MATTER, PERSON, Reconciler
-from .signing import SignatureError, verify
-from .validate import BadField, parse_matter, parse_person, parse_wp_id
+from ..web.auth import BODY, REQUEST_ID
+from ..web.errors import ApiError
 
 log = logging.getLogger("bridge.provisioning")
-PREFIX = "/_firm/v1"
-MAX_BODY = 256 * 1024
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, errcode: str, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.errcode = errcode
-        self.message = message
-        self.field = field
-
-    def response(self) -> web.Response:
-        body: dict[str, Any] = {"errcode": self.errcode, "error": self.message}
-        if self.field:
-            body["field"] = self.field
-        return web.json_response(body, status=self.status)
-
-
-async def verified(request: web.Request, secret: str, max_skew: float) -> tuple[bytes, str]:
-    """The request's body and request id, once its size and signature are checked."""
-    body = await request.read()
-    if len(body) > MAX_BODY:
-        raise ApiError(413, "FIRM_TOO_LARGE", "request body is too large", "body")
-    try:
-        request_id = verify(
-            secret, request.method, request.raw_path, request.headers, body, time.time(), max_skew
-        )
-    except SignatureError as e:
-        raise ApiError(401, "FIRM_UNAUTHORIZED", e.message, e.field) from None
-    return body, request_id
 
 
 class ProvisioningAPI:
@@ -62,7 +31,6 @@ class ProvisioningAPI:
         policy: CurrentPolicy,
         reconciler: Reconciler,
         *,
-        secret: str,
         max_skew: float,
         domain: str,
         alias_prefix: str,
@@ -73,19 +41,19 @@ class ProvisioningAPI:
         self.module = module
         self.policy = policy
         self.reconciler = reconciler
-        self._secret = secret
         self.max_skew = max_skew
         self.domain = domain
         self.alias_prefix = alias_prefix
         self.reserved = reserved_localparts
 
     def routes(self) -> list[web.RouteDef]:
+        """Routes under FIRM_API, whose sub-application checks every request's signature."""
         return [
-            web.put(PREFIX + "/people/{wp_id}", self._wrap(self.put_person)),
-            web.get(PREFIX + "/people/{wp_id}", self._wrap(self.get_person)),
-            web.post(PREFIX + "/people/{wp_id}/deactivate", self._wrap(self.deactivate_person)),
-            web.put(PREFIX + "/matters/{wp_id}", self._wrap(self.put_matter)),
-            web.get(PREFIX + "/matters/{wp_id}", self._wrap(self.get_matter)),
+            web.put("/people/{wp_id}", self._wrap(self.put_person)),
+            web.get("/people/{wp_id}", self._wrap(self.get_person)),
+            web.post("/people/{wp_id}/deactivate", self._wrap(self.deactivate_person)),
+            web.put("/matters/{wp_id}", self._wrap(self.put_matter)),
+            web.get("/matters/{wp_id}", self._wrap(self.get_matter)),
         ]
 
     # --- plumbing ----------------------------------------------------------------------------
@@ -93,36 +61,22 @@ class ProvisioningAPI:
     def _wrap(
         self, handler: Callable[[web.Request, int, Any, str], Awaitable[dict]]
     ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        """The WordPress id from the path and the JSON body, for a signed request."""
+
         async def wrapped(request: web.Request) -> web.StreamResponse:
             try:
-                body, request_id = await verified(request, self._secret, self.max_skew)
+                raw_id = request.match_info.get("wp_id")
+                wp_id = 0 if raw_id is None else parse_wp_id(raw_id)
+            except BadField as e:
+                raise self._bad(e) from None
+            body = request[BODY]
+            payload = None
+            if request.method in ("PUT", "POST") and body:
                 try:
-                    raw_id = request.match_info.get("wp_id")
-                    wp_id = 0 if raw_id is None else parse_wp_id(raw_id)
-                except BadField as e:
-                    raise ApiError(400, "FIRM_BAD_FIELD", e.message, e.field) from None
-                payload = None
-                if request.method in ("PUT", "POST") and body:
-                    try:
-                        payload = json.loads(body)
-                    except (ValueError, UnicodeDecodeError, RecursionError):
-                        raise ApiError(
-                            400, "FIRM_NOT_JSON", "body is not valid JSON", "body"
-                        ) from None
-                result = await handler(request, wp_id, payload, request_id)
-            except ApiError as e:
-                metrics.PROVISIONING.labels(str(e.status)).inc()
-                log.info(
-                    "%s %s refused: %d %s (%s)",
-                    request.method,
-                    request.path,
-                    e.status,
-                    e.errcode,
-                    e.field or "-",
-                )
-                return e.response()
-            metrics.PROVISIONING.labels("200").inc()
-            return web.json_response(result)
+                    payload = json.loads(body)
+                except (ValueError, UnicodeDecodeError, RecursionError):
+                    raise ApiError(400, "FIRM_NOT_JSON", "body is not valid JSON", "body") from None
+            return web.json_response(await handler(request, wp_id, payload, request[REQUEST_ID]))
 
         return wrapped
 
@@ -143,25 +97,12 @@ class ProvisioningAPI:
             data = parse_person(payload)
         except BadField as e:
             raise self._bad(e) from None
-        departure = None
         async with transaction(self.db) as conn:
             await self._claim(conn, rid)
-            current = await store.get_person(conn, wp_id)
-            # Going inactive is a departure, applied once; a departed person sent again as
-            # departed is just compared like any other upsert.
-            departing = not data.active and (current is None or current.active)
             try:
-                person, changed = await store.upsert_person(
-                    conn,
-                    wp_id,
-                    attrs.evolve(data, active=True) if departing else data,
-                    self.reserved,
-                )
+                _, changed, departure = await people.put_person(conn, wp_id, data, self.reserved)
             except BadField as e:
                 raise self._bad(e) from None
-            if departing:
-                departure = await store.deactivate_person(conn, wp_id)
-                changed = changed or not departure["already_departed"]  # type: ignore[index]
             result = await self._person_view(conn, wp_id)
             generation = await store.generation(conn)
         if changed:
@@ -178,7 +119,7 @@ class ProvisioningAPI:
     ) -> dict:
         async with transaction(self.db) as conn:
             await self._claim(conn, rid)
-            departure = await store.deactivate_person(conn, wp_id)
+            departure = await people.depart(conn, wp_id)
             if departure is None:
                 raise ApiError(
                     404, "FIRM_NOT_FOUND", f"no person with WordPress id {wp_id}", "wp_id"
@@ -256,7 +197,7 @@ class ProvisioningAPI:
         async with transaction(self.db) as conn:
             await self._claim(conn, rid)
             try:
-                matter, changed = await store.upsert_matter(
+                matter, changed = await matters.upsert_matter(
                     conn, wp_id, data, self.policy.value, self.alias_prefix
                 )
             except BadField as e:

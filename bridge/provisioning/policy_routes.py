@@ -11,7 +11,8 @@ from aiohttp import web
 from ..core.policy import CurrentPolicy, Policy, PolicyError
 from ..db import store, transaction
 from ..reconciler import MATTER
-from .api import PREFIX, ApiError, ProvisioningAPI
+from ..web.errors import ApiError
+from .api import ProvisioningAPI
 
 log = logging.getLogger("bridge.provisioning.policy")
 
@@ -23,8 +24,8 @@ class PolicyRoutes:
 
     def routes(self) -> list[web.RouteDef]:
         return [
-            web.get(PREFIX + "/policy", self.api._wrap(self.get_policy)),
-            web.put(PREFIX + "/policy", self.api._wrap(self.put_policy)),
+            web.get("/policy", self.api._wrap(self.get_policy)),
+            web.put("/policy", self.api._wrap(self.put_policy)),
         ]
 
     async def get_policy(self, request: web.Request, _: int, payload: Any, rid: str) -> dict:

@@ -16,7 +16,8 @@ from aiohttp import web
 
 from ..core.policy import CurrentPolicy
 from ..db import store, transaction
-from .api import PREFIX, ApiError, ProvisioningAPI
+from ..web.errors import ApiError
+from .api import ProvisioningAPI
 
 
 class RoomRoutes:
@@ -26,8 +27,8 @@ class RoomRoutes:
 
     def routes(self) -> list[web.RouteDef]:
         return [
-            web.get(PREFIX + "/people/{wp_id}/rooms", self.api._wrap(self.person_rooms)),
-            web.get(PREFIX + "/people/{wp_id}/contacts", self.api._wrap(self.person_contacts)),
+            web.get("/people/{wp_id}/rooms", self.api._wrap(self.person_rooms)),
+            web.get("/people/{wp_id}/contacts", self.api._wrap(self.person_contacts)),
         ]
 
     async def person_rooms(self, request: web.Request, wp_id: int, payload: Any, rid: str) -> dict:

@@ -9,7 +9,8 @@ from aiohttp import web
 
 from ..db import store, transaction
 from ..module_link import ModuleClient
-from .api import PREFIX, ApiError, ProvisioningAPI
+from ..web.errors import ApiError
+from .api import ProvisioningAPI
 
 log = logging.getLogger("bridge.provisioning.sessions")
 
@@ -21,7 +22,7 @@ class SessionRoutes:
         self.homeserver_url = homeserver_url
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.post(PREFIX + "/people/{wp_id}/login-token", self.api._wrap(self.login_token))]
+        return [web.post("/people/{wp_id}/login-token", self.api._wrap(self.login_token))]
 
     async def login_token(self, request: web.Request, wp_id: int, payload: Any, rid: str) -> dict:
         async with transaction(self.api.db) as conn:

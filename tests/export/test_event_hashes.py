@@ -13,7 +13,7 @@ from audit_helpers import audit_rows, device, running_firm, wait_audited
 from conftest import Firm, Homeserver
 
 from bridge.audit import chain
-from bridge.export.eventhash import event_hash, is_served_redacted
+from bridge.audit.eventhash import event_hash, is_served_redacted
 
 from .conversation import people_and_matter, redact
 

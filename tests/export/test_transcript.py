@@ -26,7 +26,7 @@ from dbscan import scan_sqlite
 from bridge.export import manifest as mf
 from bridge.export.bridgeclient import BridgeClient, BridgeRefused
 from bridge.export.verify import verify
-from bridge.provisioning.signing import signed_headers
+from bridge.web.signing import signed_headers
 
 from .conversation import Conversation, converse, people_and_matter
 from .helpers import KDF_ROUNDS, element_key_export, fresh_token, run_cli

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from bridge.audit import chain
-from bridge.export.eventhash import canonical_json, event_hash, redacted_hash, redacts_of
-from bridge.export.redaction import redact
+from bridge.audit.eventhash import canonical_json, event_hash, redacted_hash, redacts_of
+from bridge.audit.redaction import redact
 
 MSG = {
     "content": {"algorithm": "m.megolm.v1.aes-sha2", "ciphertext": "AwgA", "session_id": "s"},

@@ -13,8 +13,8 @@ from ruamel.yaml import YAML
 from bridge import registration as reg
 from bridge.__main__ import _parser as bridge_parser
 from bridge.__main__ import main as bridge_main
-from bridge.audit.cli import _parser as audit_parser
-from bridge.audit.cli import main as audit_main
+from bridge.cli.audit import _parser as audit_parser
+from bridge.cli.audit import main as audit_main
 from bridge.config import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,7 +15,7 @@ import pytest
 from conftest import ROOT
 
 from bridge.config import ConfigError, parse
-from bridge.db import open_database, transaction
+from bridge.db import transaction
 from bridge.media.index import MediaIndex, mxc_uris, parse_mxc
 from bridge.media.policy import (
     MediaRecord,
@@ -29,6 +29,7 @@ from bridge.media.policy import (
 from bridge.media.ranges import ByteRange, Unsatisfiable, parse_range
 from bridge.media.settings import check_allowed_types, parse_size
 from bridge.media.sniff import DEFAULT_ALLOWED, looks_random, refine_zip, sniff
+from bridge.schema import open_database
 
 ALLOWED = frozenset(DEFAULT_ALLOWED)
 UP = "@up:f"

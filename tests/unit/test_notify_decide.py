@@ -15,7 +15,7 @@ from bridge.notify.decide import (
     parse_notifications,
 )
 from bridge.notify.routes import parse_prefs
-from bridge.provisioning.api import ApiError
+from bridge.web.errors import ApiError
 
 DELAY = 600_000
 

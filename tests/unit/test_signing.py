@@ -8,7 +8,7 @@ import hmac
 
 import pytest
 
-from bridge.provisioning.signing import (
+from bridge.web.signing import (
     REQUEST_ID_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,

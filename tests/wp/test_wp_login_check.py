@@ -11,7 +11,7 @@ from typing import Any
 
 from conftest import SECRET
 
-from bridge.provisioning.signing import signed_headers
+from bridge.web.signing import signed_headers
 from bridge.wordpress import WordPress
 
 from .wp_harness import WordPressSite

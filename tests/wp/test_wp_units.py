@@ -11,7 +11,7 @@ import secrets
 from typing import Any
 
 from bridge.core.policy import Policy, PolicyError
-from bridge.provisioning.signing import sign
+from bridge.web.signing import sign
 
 from .wp_harness import PLUGIN, ROOT, WordPressSite, php_literal
 

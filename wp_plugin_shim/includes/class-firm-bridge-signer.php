@@ -1,6 +1,6 @@
 <?php
 /**
- * Request signatures shared with the bridge (bridge/provisioning/signing.py): lowercase hex
+ * Request signatures shared with the bridge (bridge/web/signing.py): lowercase hex
  * HMAC-SHA256, keyed with the shared secret, of METHOD "\n" PATH_AND_QUERY "\n" TIMESTAMP "\n"
  * REQUEST_ID "\n" BODY. Pure PHP, no WordPress: the PHPUnit tests load it on its own.
  *

@@ -6,14 +6,14 @@
 use PHPUnit\Framework\TestCase;
 
 /**
- * Signing as bridge/provisioning/signing.py signs.
+ * Signing as bridge/web/signing.py signs.
  */
 final class SignerTest extends TestCase {
 
 	const SECRET = 'test-secret-0123456789abcdefghijklmnopqrstuvwxyz';
 
 	/**
-	 * A known answer computed with bridge/provisioning/signing.py:
+	 * A known answer computed with bridge/web/signing.py:
 	 * sign(SECRET, "PUT", "/_firm/v1/people/12", "1700000000", "wp-0123456789abcdef",
 	 *      b'{"login":"jdoe","display_name":"J\xc3\xa9r\xc3\xb4me Doe"}')
 	 * (tests/wp/test_wp_units.py recomputes it with the Python code on every run).

@@ -1,4 +1,4 @@
-"""The audit and retention tables (created by the migration in bridge/db/upgrade.py)."""
+"""v3: Audit trail (hash chain), retention schedules, legal hold."""
 
 from __future__ import annotations
 
@@ -6,10 +6,13 @@ import time
 
 from mautrix.util.async_db import Connection, Scheme
 
-from .chain import GENESIS
+VERSION = 3
+DESCRIPTION = "Audit trail (hash chain), retention schedules, legal hold"
+# The chain's first previous hash (bridge/audit/chain.py GENESIS), as it was when this ran.
+GENESIS = "0" * 64
 
 
-async def create_tables(conn: Connection, scheme: Scheme) -> None:
+async def upgrade(conn: Connection, scheme: Scheme) -> None:
     serial = (
         "BIGSERIAL PRIMARY KEY" if scheme != Scheme.SQLITE else "INTEGER PRIMARY KEY AUTOINCREMENT"
     )

@@ -1,11 +1,15 @@
-"""The notice tables (migration v10). State lives here, so a restart loses nothing."""
+"""v10: Notices: unread windows, pending notices, preferences. State lives here, so a restart
+loses nothing."""
 
 from __future__ import annotations
 
 from mautrix.util.async_db import Connection, Scheme
 
+VERSION = 10
+DESCRIPTION = "Notices: unread windows, pending notices, preferences"
 
-async def create_tables(conn: Connection, scheme: Scheme) -> None:
+
+async def upgrade(conn: Connection, scheme: Scheme) -> None:
     # Rooms where someone sent a message not yet turned into windows for its members; one row
     # per room and sender however many messages (hits tells the worker that more came).
     await conn.execute("""

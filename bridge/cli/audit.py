@@ -29,12 +29,12 @@ from typing import Any, TextIO
 import attrs
 
 from .. import registration as reg
+from ..audit.headsign import HeadError, HeadSigner, check_export
+from ..audit.query import MAX_LIMIT, BadQuery, exported, parse_query, parse_time, to_csv
+from ..audit.records import now_ms
+from ..audit.service import AuditService, NoAdminToken, cli_actor
 from ..config import ConfigError, load
-from ..db import open_database
-from .headsign import HeadError, HeadSigner, check_export
-from .query import MAX_LIMIT, BadQuery, exported, parse_query, parse_time, to_csv
-from .records import now_ms
-from .service import AuditService, NoAdminToken, cli_actor
+from ..schema import open_database
 
 
 def _common(p: argparse.ArgumentParser, default: Any) -> None:

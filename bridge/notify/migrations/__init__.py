@@ -1,0 +1,9 @@
+"""The notices' migrations: one file per version, each as it ran (frozen: a migration never
+imports the code it once served). Versions are one sequence across the bridge
+(bridge/db/upgrade.py)."""
+
+from __future__ import annotations
+
+from . import v10_notices
+
+MIGRATIONS = (v10_notices,)
