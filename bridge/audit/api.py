@@ -16,7 +16,7 @@ from mautrix.util.async_db import Database
 
 from ..db import store as firm_store
 from ..db import transaction
-from ..web.auth import REQUEST_ID
+from ..web.auth import request_id
 from ..web.errors import ApiError
 from .query import AuditQuery, BadQuery, exported, parse_query, parse_time, to_csv
 from .records import now_ms
@@ -54,7 +54,7 @@ class AuditAPI:
                 actor_raw = params.pop("actor", None)
                 # Everything is checked before anything is written (the request id included).
                 parsed = parse(params)
-                actor = await self._claim_and_check(request[REQUEST_ID], actor_raw)
+                actor = await self._claim_and_check(request_id(request), actor_raw)
                 return await run(parsed, actor)
             except BadQuery as e:
                 raise ApiError(400, "FIRM_BAD_FIELD", e.message, e.field) from None

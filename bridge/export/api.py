@@ -43,7 +43,8 @@ from .check import Outcome, check
 log = logging.getLogger("bridge.export.api")
 PREFIX = FIRM_API + "/transcripts"
 MAX_BODY = 64 * 1024 * 1024  # a manifest lists every event: about 200 bytes each
-DEVICE = "firm.device"  # (user id, device id) of an unsigned request's access token
+# (user id, device id) of an unsigned request's access token.
+DEVICE = web.RequestKey[tuple[str, str | None]]("firm.device")
 BRIDGE_ROLE = "bridge"  # the role shown for the bridge's own user (it creates and manages rooms)
 
 

@@ -18,7 +18,7 @@ from ..firm import matters, people
 from ..firm.validate import BadField, parse_matter, parse_person, parse_wp_id
 from ..module_link import ModuleClient
 from ..reconciler import MATTER, PERSON, Reconciler
-from ..web.auth import BODY, REQUEST_ID
+from ..web.auth import BODY, request_id
 from ..web.errors import ApiError
 
 log = logging.getLogger("bridge.provisioning")
@@ -76,7 +76,7 @@ class ProvisioningAPI:
                     payload = json.loads(body)
                 except (ValueError, UnicodeDecodeError, RecursionError):
                     raise ApiError(400, "FIRM_NOT_JSON", "body is not valid JSON", "body") from None
-            return web.json_response(await handler(request, wp_id, payload, request[REQUEST_ID]))
+            return web.json_response(await handler(request, wp_id, payload, request_id(request)))
 
         return wrapped
 

@@ -25,10 +25,18 @@ from .signing import SIGNATURE_HEADER, SignatureError, verify
 FIRM_API = "/_firm/v1"
 MAX_BODY = 256 * 1024
 # What the signature check leaves on the request for its handler.
-BODY = "firm.body"
-REQUEST_ID = "firm.request_id"  # None when `or_else` authenticated an unsigned request
+BODY = web.RequestKey[bytes]("firm.body")
+# None when `or_else` authenticated an unsigned request.
+REQUEST_ID = web.RequestKey[str | None]("firm.request_id")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def request_id(request: web.Request) -> str:
+    """The signed request's id, on a sub-application that takes signed requests only."""
+    rid = request[REQUEST_ID]
+    assert rid is not None, "a route that takes unsigned requests read the request id"
+    return rid
 
 
 def _routed(request: web.Request) -> bool:
