@@ -26,7 +26,7 @@ from ruamel.yaml import YAML
 from . import registration as reg
 from .app import Bridge, setup_logging
 from .config import Config, ConfigError, load
-from .devtools.client import ProvisioningClient
+from .devtools.client import ProvisioningClient, order_people
 from .devtools.coturn import Coturn, turnserver_path
 from .devtools.synapse import SynapseServer
 
@@ -76,29 +76,6 @@ def _pick_port(what: str, flag: str, given: int | None, stored: int | None, defa
         )
         raise DemoError(f"port {port} on 127.0.0.1 is in use (another demo running?): {hint}")
     return port
-
-
-def order_people(people: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """People in an order where supervisors and attorneys come before those naming them."""
-    done: set[int] = set()
-    ordered: list[dict[str, Any]] = []
-    remaining = list(people)
-    while remaining:
-        ready = [p for p in remaining if _refs(p) <= done]
-        if not ready:
-            stuck = ", ".join(str(p["id"]) for p in remaining)
-            raise DemoError(f"people {stuck} name unknown people or each other in a cycle")
-        ordered += ready
-        done |= {p["id"] for p in ready}
-        remaining = [p for p in remaining if p["id"] not in done]
-    return ordered
-
-
-def _refs(person: dict[str, Any]) -> set[int]:
-    refs = set(person.get("attorneys") or [])
-    if person.get("supervisor") is not None:
-        refs.add(person["supervisor"])
-    return refs
 
 
 def _pick_media_port(config_path: Path, given: int | None) -> int:
@@ -311,7 +288,11 @@ class Demo:
     # --- provisioning -----------------------------------------------------------------------
 
     async def provision(self, api: ProvisioningClient) -> tuple[list[dict], list[dict]]:
-        for person in order_people(self.firm["people"]):
+        try:
+            people = order_people(self.firm["people"])
+        except ValueError as e:
+            raise DemoError(str(e)) from None
+        for person in people:
             await self._put(api.put_person, "person", person)
         for matter in self.firm["matters"]:
             await self._put(api.put_matter, "matter", matter)

@@ -65,3 +65,27 @@ class ProvisioningClient:
 
     async def get_matter(self, wp_id: int) -> tuple[int, Any]:
         return await self.request("GET", f"/_firm/v1/matters/{wp_id}")
+
+
+def order_people(people: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """People of a firm file (config/demo-firm.yaml) in an order where supervisors and
+    attorneys come before those naming them; ValueError for unknown people or a cycle."""
+    done: set[int] = set()
+    ordered: list[dict[str, Any]] = []
+    remaining = list(people)
+    while remaining:
+        ready = [p for p in remaining if _refs(p) <= done]
+        if not ready:
+            stuck = ", ".join(str(p["id"]) for p in remaining)
+            raise ValueError(f"people {stuck} name unknown people or each other in a cycle")
+        ordered += ready
+        done |= {p["id"] for p in ready}
+        remaining = [p for p in remaining if p["id"] not in done]
+    return ordered
+
+
+def _refs(person: dict[str, Any]) -> set[int]:
+    refs = set(person.get("attorneys") or [])
+    if person.get("supervisor") is not None:
+        refs.add(person["supervisor"])
+    return refs

@@ -23,8 +23,7 @@ from urllib.parse import quote
 import aiohttp
 from ruamel.yaml import YAML
 
-from ..demo import order_people
-from .client import ProvisioningClient
+from .client import ProvisioningClient, order_people
 from .topology import NGINX, PG_DSN, REDIS, Topology, TopologyError
 
 ROOT = Path(__file__).resolve().parents[2]
