@@ -23,7 +23,7 @@ from .core.constants import INTERNAL_PREFIX
 from .core.policy import CurrentPolicy, Policy, PolicyError
 from .export.api import PREFIX as TRANSCRIPTS_PREFIX
 from .export.api import TranscriptAPI
-from .matrix import Homeserver, is_transient
+from .homeserver import AppService, HomeserverAdmin, HomeserverClient, describe, is_transient
 from .media.gateway import MediaGateway
 from .media.index import MediaIndex
 from .module_link import ModuleClient, ModuleRoutes
@@ -33,7 +33,7 @@ from .provisioning.api import ProvisioningAPI
 from .provisioning.policy_routes import PolicyRoutes, load_stored_policy
 from .provisioning.rooms import RoomRoutes
 from .provisioning.sessions import SessionRoutes
-from .reconciler import Reconciler, describe
+from .reconciler import Reconciler
 from .schema import open_database
 from .tasks import stop_tasks
 from .web.auth import FIRM_API, refusals, signed_requests
@@ -73,11 +73,16 @@ class Bridge:
         self.domain = config["homeserver.domain"]
         self.bot_mxid = f"@{registration.sender_localpart}:{self.domain}"
         self.db = open_database(config["database.uri"], config["database.max_connections"])
-        self.hs = Homeserver(
-            config["homeserver.address"], registration.as_token, self.bot_mxid, self.domain
-        )
+        # One client of the homeserver, one session: the appservice token, the module secret
+        # for the module's own endpoints, an administrator's token for the audit.
+        self.homeserver = HomeserverClient(config["homeserver.address"], registration.as_token)
+        self.hs = AppService(self.homeserver, self.bot_mxid, self.domain)
         module_secret = config["homeserver_module.shared_secret"]
-        self.module_client = ModuleClient(config["homeserver.address"], module_secret)
+        self.module_client = ModuleClient(self.homeserver.authorized(module_secret))
+        admin_token = config["homeserver.admin_token"]
+        self.hs_admin = (
+            HomeserverAdmin(self.homeserver.authorized(admin_token)) if admin_token else None
+        )
         self.reconciler = Reconciler(
             self.db,
             self.hs,
@@ -126,9 +131,7 @@ class Bridge:
             config["homeserver.public_address"],
         )
         # The audit trail sees every event of a transaction, inside its DB transaction.
-        self.audit = AuditService(
-            config, self.db, registration.as_token, self.bot_mxid, self.domain
-        )
+        self.audit = AuditService(config, self.db, self.hs, self.hs_admin)
         self.appservice.sinks.append(self.audit.sink)
         self.audit_api = AuditAPI(
             self.audit, self.db, max_skew=config["provisioning.max_clock_skew"]
@@ -140,10 +143,7 @@ class Bridge:
             self.policy,
             secret=config["provisioning.shared_secret"],
             max_skew=config["provisioning.max_clock_skew"],
-            homeserver=config["homeserver.address"],
-            as_token=registration.as_token,
-            domain=self.domain,
-            bot_mxid=self.bot_mxid,
+            hs=self.hs,
         )
         # The media index records where files are posted (always, so the gateway can be turned
         # on later); the gateway has its own listener (media.hostname:port).
@@ -154,7 +154,7 @@ class Bridge:
             else None
         )
         # Notices that carry nothing (issue 13): windows from events, e-mail through WordPress.
-        self.notices = make_notices(config, self.db, registration.as_token, self.bot_mxid)
+        self.notices = make_notices(config, self.db, self.hs)
         self.appservice.sinks.append(self.notices.sink)
         self.notice_routes = NoticeRoutes(self.provisioning, self.notices)
         self._runner: web.AppRunner | None = None
@@ -267,11 +267,9 @@ class Bridge:
             await self._bounded(self.media.stop(), "the media gateway")
         await self.audit.stop()
         for name, session in (
-            ("homeserver client", self.hs),
-            ("module client", self.module_client),
             ("WordPress client", self.wordpress),
-            ("transcript routes' client", self.transcripts),
             ("notices' clients", self.notices),
+            ("homeserver client", self.homeserver),
         ):
             if session is not None:
                 await self._bounded(session.close(), name)

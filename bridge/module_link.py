@@ -16,7 +16,7 @@ import secrets
 from collections import OrderedDict
 from typing import Any
 
-from aiohttp import ClientError, ClientSession, ClientTimeout, web
+from aiohttp import web
 from mautrix.util.async_db import Database, Scheme
 
 from . import metrics
@@ -31,6 +31,7 @@ from .core.constants import (
 from .core.policy import CurrentPolicy
 from .core.snapshot_delta import SnapshotIndex, delta, index
 from .db import store, transaction
+from .homeserver import HomeserverClient, HomeserverError
 from .web.auth import bearer_secret
 from .web.errors import json_error
 from .wordpress import WordPress, WordPressRateLimited, WordPressUnavailable
@@ -189,30 +190,20 @@ class ModuleUnavailable(ConnectionError):
 
 class ModuleClient:
     """Calls the homeserver module's own endpoints: login tokens for the portal widget, the
-    firm's names for people, and reading the firm's state now."""
+    firm's names for people, and reading the firm's state now. `client` is the homeserver's,
+    with the module secret as its token."""
 
-    def __init__(self, homeserver_url: str, secret: str) -> None:
-        self.base = homeserver_url.rstrip("/")
-        self.url = self.base + MINT_PATH
-        self._secret = secret
-        self._session = ClientSession(timeout=ClientTimeout(total=10))
-
-    async def close(self) -> None:
-        await self._session.close()
+    def __init__(self, client: HomeserverClient) -> None:
+        self.client = client
 
     async def _post(self, path: str, body: dict, timeout: float = 10) -> tuple[int, Any]:
         try:
-            async with self._session.post(
-                self.base + path,
-                json=body,
-                headers={"Authorization": f"Bearer {self._secret}"},
-                timeout=ClientTimeout(total=timeout),
-            ) as resp:
-                data = await resp.json(content_type=None) if resp.status == 200 else None
-                return resp.status, data
-        except (ClientError, TimeoutError, ValueError) as e:
-            log.warning("The homeserver module is unreachable: %s", type(e).__name__)
-            raise ModuleUnavailable("homeserver module unreachable") from None
+            return 200, await self.client.request("POST", path, body, timeout=timeout)
+        except HomeserverError as e:
+            if e.status == 0:
+                log.warning("The homeserver module is unreachable: %s", e.message)
+                raise ModuleUnavailable("homeserver module unreachable") from None
+            return e.status, None
 
     async def mint_login_token(self, user_id: str) -> dict | None:
         """A single-use, short-lived m.login.token for this person; None if the module refuses."""

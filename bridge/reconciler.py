@@ -17,7 +17,6 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from mautrix.errors import MatrixRequestError, MForbidden, MUserInUse
 from mautrix.util.async_db import Database, Scheme
 
 from . import metrics
@@ -28,7 +27,7 @@ from .core.firm_view import FirmView
 from .core.model import Matter, MatterStatus, Person, Role
 from .core.policy import CurrentPolicy
 from .db import store, transaction
-from .matrix import Homeserver
+from .homeserver import AppService, HomeserverError, describe
 from .module_link import ModuleClient
 from .tasks import stop_tasks
 
@@ -78,18 +77,11 @@ def matter_room_body(
     }
 
 
-def describe(err: BaseException) -> str:
-    """An error summary safe for logs and the DB: codes and types, never response bodies."""
-    if isinstance(err, MatrixRequestError):
-        return f"HTTP {err.http_status} {err.errcode or ''}".strip()
-    return type(err).__name__
-
-
 class Reconciler:
     def __init__(
         self,
         db: Database,
-        hs: Homeserver,
+        hs: AppService,
         policy: CurrentPolicy,
         *,
         module: ModuleClient | None = None,
@@ -254,7 +246,7 @@ class Reconciler:
             attempts + 1,
             delay,
         )
-        if not isinstance(err, MatrixRequestError):
+        if not isinstance(err, HomeserverError):
             log.debug("Failure detail", exc_info=err)
         await self.db.execute(
             f"UPDATE {kind} SET attempts = attempts + 1, next_attempt = $2, last_error = $3"
@@ -272,10 +264,7 @@ class Reconciler:
             "SELECT registered FROM person WHERE wp_id = $1", person.wp_id
         )
         if not registered:
-            try:
-                created = await self.hs.register(person.localpart)
-            except MUserInUse:
-                created = False
+            created = await self.hs.register(person.localpart)  # False: it existed already
             if created:
                 log.info("Created account %s for person %s", mxid, person.wp_id)
                 metrics.REPAIRS.labels("register").inc()
@@ -332,7 +321,7 @@ class Reconciler:
         if room_id is None:
             try:
                 room_id = await self._create_room(matter, alias, state, power, members)
-            except MatrixRequestError as e:
+            except HomeserverError as e:
                 # After a crash between createRoom and saving its id, the alias is taken by the
                 # room made then: adopt it rather than make a second.
                 room_id = (
@@ -409,7 +398,9 @@ class Reconciler:
             if have_membership in ("join", "invite", "knock"):
                 try:
                     await self.hs.kick(room_id, mxid, "No longer assigned to this matter")
-                except MForbidden:
+                except HomeserverError as e:
+                    if e.errcode != "M_FORBIDDEN":
+                        raise
                     # They may have left meanwhile (a departure leaves rooms concurrently).
                     if await self.hs.membership(room_id, mxid) in ("join", "invite", "knock"):
                         raise

@@ -6,7 +6,7 @@
   with each event and matched by verifiable transcripts (bridge/export)
 - `schema`, `store`: tables and SQL
 - `ingest`: the appservice event sink and the sealer that chains records in one writer order
-- `whois`, `hsadmin`: client addresses and the homeserver's admin API
+- `whois`: client addresses, from the homeserver's admin API (bridge/homeserver)
 - `gapfill`: after downtime, the rooms' timelines are checked for events the audit missed
 - `query`: queries by matter, person and date range, CSV/JSON export; every read is audited
 - `retention`: the schedule policy (pure); `enforce`: the dry-run report and the purge

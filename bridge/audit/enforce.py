@@ -26,8 +26,8 @@ from typing import Any
 from mautrix.util.async_db import Database
 
 from ..db import transaction
+from ..homeserver import AppService, HomeserverAdmin, HomeserverError
 from . import retention, store
-from .hsadmin import BotClient, HomeserverAdmin, HomeserverError
 from .ingest import Sealer
 from .records import note_row
 
@@ -224,7 +224,7 @@ async def _still_due(
 async def apply_report(
     db: Database,
     admin: HomeserverAdmin,
-    bot: BotClient,
+    bot: AppService,
     sealer: Sealer,
     report: Mapping[str, Any],
     actor: str,
@@ -320,7 +320,7 @@ async def apply_report(
 
 
 async def _purge_matter(
-    db: Database, admin: HomeserverAdmin, bot: BotClient, entry: Mapping[str, Any]
+    db: Database, admin: HomeserverAdmin, bot: AppService, entry: Mapping[str, Any]
 ) -> tuple[list[str], list[str]]:
     room_id, cutoff = entry["room_id"], entry["cutoff"]
     wanted = [m["event_id"] for m in entry["messages"]]

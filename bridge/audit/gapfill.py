@@ -18,8 +18,8 @@ from collections.abc import Awaitable, Callable
 from mautrix.util.async_db import Database
 
 from ..db import transaction
+from ..homeserver import AppService, HomeserverAdmin, HomeserverError
 from . import store
-from .hsadmin import BotClient, HomeserverAdmin, HomeserverError
 from .ingest import Sealer, queue_events
 
 log = logging.getLogger("bridge.audit.gapfill")
@@ -61,7 +61,7 @@ async def fill_room(
 
 async def fill_gaps(
     db: Database,
-    bot: BotClient,
+    bot: AppService,
     admin: HomeserverAdmin | None,
     sealer: Sealer,
     max_events: int = 10000,

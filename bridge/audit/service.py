@@ -13,12 +13,12 @@ from mautrix.util.async_db import Database
 
 from ..config import Config
 from ..db import transaction
+from ..homeserver import AppService, HomeserverAdmin, HomeserverError
 from ..tasks import stop_tasks
 from . import enforce, store
 from .chain import Verdict, Verifier
 from .gapfill import fill_gaps
 from .headsign import HeadSigner
-from .hsadmin import BotClient, HomeserverAdmin, HomeserverError
 from .ingest import AuditSink, Sealer
 from .query import AuditQuery, fetch
 from .records import note_row, now_ms
@@ -41,21 +41,23 @@ class NoAdminToken(Exception):
 
 class AuditService:
     def __init__(
-        self, config: Config, db: Database, as_token: str, bot_mxid: str, domain: str
+        self, config: Config, db: Database, bot: AppService, admin: HomeserverAdmin | None
     ) -> None:
+        """`bot` reads timelines as the bridge's user; `admin` (with homeserver.admin_token)
+        gives client addresses and enforces retention."""
         self.config = config
         self.db = db
-        self.domain = domain
-        token = config["homeserver.admin_token"]
-        self.admin = HomeserverAdmin(config["homeserver.address"], token) if token else None
+        self.domain = bot.domain
+        bot_mxid = bot.bot_mxid
+        self.admin = admin
         self.whois = (
-            WhoisCache(self.admin, domain, config["audit.whois_cache"], skip={bot_mxid})
+            WhoisCache(self.admin, self.domain, config["audit.whois_cache"], skip={bot_mxid})
             if self.admin
             else None
         )
         self.sealer = Sealer(db, self.whois, whois_wait=config["audit.whois_wait"])
         self.sink = AuditSink(self.sealer, bot_mxid)
-        self.bot = BotClient(config["homeserver.address"], as_token, bot_mxid)
+        self.bot = bot
         self.defaults = {
             "open_days": config["retention.open_days"],
             "closed_days": config["retention.closed_days"],
@@ -88,19 +90,12 @@ class AuditService:
     async def stop(self) -> None:
         await stop_tasks(self._tasks, "the audit")
         self._tasks = []
-        await self.bot.close()
-        if self.admin is not None:
-            await self.admin.close()
 
     async def _gap_fill_when_up(self) -> None:
         delay = 1.0
         while True:
             try:
-                await self.bot.request(
-                    "GET",
-                    "/_matrix/client/v3/account/whoami",
-                    params={"user_id": self.bot.bot_mxid},
-                )
+                await self.bot.whoami()
                 break
             except HomeserverError:
                 await asyncio.sleep(delay)

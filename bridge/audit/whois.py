@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Iterable
 
-from .hsadmin import HomeserverAdmin, HomeserverError
+from ..homeserver import HomeserverAdmin, HomeserverError
 from .records import ClientInfo, Connection
 
 log = logging.getLogger("bridge.audit.whois")

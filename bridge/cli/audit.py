@@ -34,6 +34,7 @@ from ..audit.query import MAX_LIMIT, BadQuery, exported, parse_query, parse_time
 from ..audit.records import now_ms
 from ..audit.service import AuditService, NoAdminToken, cli_actor
 from ..config import ConfigError, load
+from ..homeserver import AppService, HomeserverAdmin, HomeserverClient
 from ..schema import open_database
 
 
@@ -115,13 +116,19 @@ async def _run(args: argparse.Namespace, out: TextIO) -> int:
         registration = reg.load(args.registration)
         as_token = registration.as_token
         bot = f"@{registration.sender_localpart}:{config['homeserver.domain']}"
+    homeserver = HomeserverClient(config["homeserver.address"], as_token)
+    admin_token = config["homeserver.admin_token"]
+    admin = HomeserverAdmin(homeserver.authorized(admin_token)) if admin_token else None
     db = open_database(config["database.uri"], 2)
     await db.start()
-    service = AuditService(config, db, as_token, bot, config["homeserver.domain"])
+    service = AuditService(
+        config, db, AppService(homeserver, bot, config["homeserver.domain"]), admin
+    )
     try:
         return await _command(args, service, actor, out)
     finally:
         await service.stop()
+        await homeserver.close()
         await db.stop()
 
 

@@ -22,10 +22,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
-from urllib.parse import quote
 
 import attrs
-from aiohttp import ClientError, ClientSession, ClientTimeout, web
+from aiohttp import web
 from mautrix.util.async_db import Connection, Database
 
 from ..audit import store as audit_store
@@ -35,7 +34,8 @@ from ..core.model import Role
 from ..core.policy import CurrentPolicy
 from ..db import store as firm_store
 from ..db import transaction
-from ..web.auth import BODY, FIRM_API, REQUEST_ID, refusals, signed_requests
+from ..homeserver import AppService, HomeserverError
+from ..web.auth import BODY, FIRM_API, REQUEST_ID, bearer_token, refusals, signed_requests
 from ..web.errors import ApiError
 from . import manifest as mf
 from .check import Outcome, check
@@ -71,21 +71,16 @@ class TranscriptAPI:
         *,
         secret: str,
         max_skew: float,
-        homeserver: str,
-        as_token: str,
-        domain: str,
-        bot_mxid: str,
+        hs: AppService,
     ) -> None:
         self.audit = audit
         self.db = db
         self.policy = policy
         self._secret = secret
         self.max_skew = max_skew
-        self.homeserver = homeserver
-        self._as_token = as_token
-        self.domain = domain
-        self.bot_mxid = bot_mxid
-        self._session: ClientSession | None = None
+        self.hs = hs
+        self.domain = hs.domain
+        self.bot_mxid = hs.bot_mxid
 
     def app(self) -> web.Application:
         """The routes under PREFIX: signed by WordPress (the portal), or sent from a device of
@@ -102,10 +97,6 @@ class TranscriptAPI:
             [web.post("/check", self._wrap(False)), web.post("/countersign", self._wrap(True))]
         )
         return app
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
 
     # --- plumbing ----------------------------------------------------------------------------
 
@@ -225,34 +216,27 @@ class TranscriptAPI:
     # --- who asks ----------------------------------------------------------------------------
 
     async def _whoami(self, request: web.Request) -> tuple[str, str | None]:
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = bearer_token(request)
+        if token is None:
             raise ApiError(
                 401,
                 "FIRM_UNAUTHORIZED",
                 "sign the request (X-Firm-*) or send the exporter's access token",
                 "Authorization",
             )
-        if self._session is None:
-            self._session = ClientSession(timeout=ClientTimeout(total=30))
         try:
-            async with self._session.get(
-                f"{self.homeserver}/_matrix/client/v3/account/whoami",
-                headers={"Authorization": f"Bearer {token.strip()}"},
-            ) as r:
-                data = await r.json(content_type=None) if r.status == 200 else None
-                status = r.status
-        except (ClientError, TimeoutError, ValueError) as e:
-            log.warning("Homeserver whoami failed: %s", type(e).__name__)
-            raise ApiError(502, "FIRM_HOMESERVER", "the homeserver is unreachable") from None
-        if status in (401, 403):
+            return await self.hs.whoami_of(token, timeout=30)
+        except HomeserverError as e:
+            if e.status in (401, 403):
+                raise ApiError(
+                    401, "FIRM_UNAUTHORIZED", "the access token is not valid", "Authorization"
+                ) from None
+            if e.status == 0:
+                log.warning("Homeserver whoami failed: %s", e.message)
+                raise ApiError(502, "FIRM_HOMESERVER", "the homeserver is unreachable") from None
             raise ApiError(
-                401, "FIRM_UNAUTHORIZED", "the access token is not valid", "Authorization"
-            )
-        if status != 200 or not isinstance(data, dict) or not isinstance(data.get("user_id"), str):
-            raise ApiError(502, "FIRM_HOMESERVER", "the homeserver could not check the token")
-        device = data.get("device_id")
-        return data["user_id"], device if isinstance(device, str) else None
+                502, "FIRM_HOMESERVER", "the homeserver could not check the token"
+            ) from None
 
     async def _device_exporter(
         self, request: web.Request, user_id: str, device_id: str | None
@@ -379,21 +363,13 @@ class TranscriptAPI:
         return sorted(hidden)
 
     async def _as_exporter(self, room_id: str, event_id: str, user_id: str) -> int:
-        if self._session is None:
-            self._session = ClientSession(timeout=ClientTimeout(total=30))
         try:
-            async with self._session.get(
-                f"{self.homeserver}/_matrix/client/v3/rooms/{quote(room_id)}/event/"
-                f"{quote(event_id)}",
-                params={"user_id": user_id},
-                headers={"Authorization": f"Bearer {self._as_token}"},
-            ) as r:
-                if r.status in (200, 404, 403):
-                    return r.status
-                raise ApiError(502, "FIRM_HOMESERVER", f"the homeserver answered {r.status}")
-        except (ClientError, TimeoutError) as e:
-            log.warning("Homeserver event read failed: %s", type(e).__name__)
-            raise ApiError(502, "FIRM_HOMESERVER", "the homeserver is unreachable") from None
+            return await self.hs.event_status_as(room_id, event_id, user_id, timeout=30)
+        except HomeserverError as e:
+            if e.status == 0:
+                log.warning("Homeserver event read failed: %s", e.message)
+                raise ApiError(502, "FIRM_HOMESERVER", "the homeserver is unreachable") from None
+            raise ApiError(502, "FIRM_HOMESERVER", f"the homeserver answered {e.status}") from None
 
     async def _check(
         self, room_id: str, since: int, until: int, events: Sequence[dict]

@@ -93,8 +93,9 @@ def _time(text: str | None, field: str, end: bool = False) -> int | None:
 
 
 async def _create(args: argparse.Namespace) -> int:
+    from ..homeserver import HomeserverError
     from .create import ExportError, ExportRequest, export, key_export_source
-    from .homeserver import Homeserver, HomeserverError
+    from .homeserver import Homeserver
 
     logged_in: Homeserver | None = None
     if args.user:

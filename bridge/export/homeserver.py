@@ -3,31 +3,26 @@ logged."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
-from aiohttp import ClientSession, ClientTimeout
+from ..homeserver import HomeserverClient, HomeserverError
 
-log = logging.getLogger("bridge.export.homeserver")
 PAGE = 500
 
 
-class HomeserverError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"{status}: {message}")
-        self.status = status
-
-
 class Homeserver:
+    """The exporter's homeserver, as the attorney's own device (its access token), on the
+    bridge's homeserver client: every failure a HomeserverError."""
+
     def __init__(self, base_url: str, access_token: str, timeout: float = 60) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.client = HomeserverClient(base_url, access_token, timeout=timeout)
+        self.base_url = self.client.base_url
         self._token = access_token
-        self._session = ClientSession(timeout=ClientTimeout(total=timeout))
 
     async def close(self) -> None:
-        await self._session.close()
+        await self.client.close()
 
     async def __aenter__(self) -> Homeserver:
         return self
@@ -42,37 +37,30 @@ class Homeserver:
     async def request(
         self, method: str, path: str, body: Any = None, params: dict | None = None
     ) -> Any:
-        async with self._session.request(
-            method,
-            self.base_url + path,
-            json=body,
-            params=params,
-            headers={"Authorization": f"Bearer {self._token}"},
-        ) as r:
-            data = await r.json(content_type=None)
-            if r.status != 200:
-                error = data.get("error") if isinstance(data, dict) else None
-                raise HomeserverError(r.status, str(error or r.reason))
-            return data
+        return await self.client.request(method, path, body, query=params)
 
     @classmethod
     async def login(
         cls, base_url: str, user: str, password: str, device_name: str
     ) -> tuple[Homeserver, str, str]:
         """Password login (the firm's homeserver checks WordPress passwords): a new device."""
-        async with ClientSession(timeout=ClientTimeout(total=60)) as s:
-            async with s.post(
-                base_url.rstrip("/") + "/_matrix/client/v3/login",
-                json={
+        anonymous = HomeserverClient(base_url, None)
+        try:
+            data = await anonymous.request(
+                "POST",
+                "/_matrix/client/v3/login",
+                {
                     "type": "m.login.password",
                     "identifier": {"type": "m.id.user", "user": user},
                     "password": password,
                     "initial_device_display_name": device_name,
                 },
-            ) as r:
-                data = await r.json(content_type=None)
-                if r.status != 200:
-                    raise HomeserverError(r.status, "login refused")
+                sensitive=True,
+            )
+        except HomeserverError as e:
+            raise HomeserverError(e.status, e.errcode, "login refused") from None
+        finally:
+            await anonymous.close()
         return cls(base_url, data["access_token"]), data["user_id"], data["device_id"]
 
     async def logout(self) -> None:
@@ -116,12 +104,6 @@ class Homeserver:
         if not mxc.startswith("mxc://"):
             return None
         server, _, media_id = mxc[6:].partition("/")
-        path = f"/_matrix/client/v1/media/download/{quote(server)}/{quote(media_id)}"
-        async with self._session.get(
-            self.base_url + path, headers={"Authorization": f"Bearer {self._token}"}
-        ) as r:
-            if r.status == 404:
-                return None
-            if r.status != 200:
-                raise HomeserverError(r.status, f"download of {mxc} failed")
-            return await r.read()
+        return await self.client.download(
+            f"/_matrix/client/v1/media/download/{quote(server)}/{quote(media_id)}"
+        )

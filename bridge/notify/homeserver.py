@@ -9,15 +9,11 @@ the bridge has no key for.
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any
 from urllib.parse import quote
 
-from aiohttp import ClientError, ClientSession, ClientTimeout
-
+from ..homeserver import AppService
 from .decide import Notification, parse_notifications
-
-log = logging.getLogger("bridge.notify.hs")
 
 # The least a sync needs to carry the unread counts: no timeline to speak of, no state, no
 # presence, no account data, no receipts or typing.
@@ -36,37 +32,18 @@ COUNTS_FILTER = json.dumps(
 )
 
 
-class HomeserverUnavailable(Exception):
-    """The homeserver did not answer, or answered with an error: ask again later."""
-
-
-class HomeserverRefused(Exception):
-    """The homeserver refused (403/404): asking again the same way will not help."""
-
-
 class NoticeHomeserver:
-    def __init__(self, base_url: str, as_token: str, timeout: float = 30) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._token = as_token
-        self._session = ClientSession(timeout=ClientTimeout(total=timeout))
+    """The calls of the notices, on the bridge's homeserver client (bridge/homeserver): every
+    failure a HomeserverError, a 403 or 404 meaning the homeserver will not say."""
 
-    async def close(self) -> None:
-        await self._session.close()
+    def __init__(self, appservice: AppService, timeout: float = 30) -> None:
+        self.client = appservice.client
+        self.timeout = timeout
 
     async def _get(self, path: str, as_user: str, **query: str) -> Any:
-        params = {"user_id": as_user, **query}
-        headers = {"Authorization": f"Bearer {self._token}"}
-        try:
-            async with self._session.get(
-                self.base_url + path, params=params, headers=headers
-            ) as resp:
-                if resp.status in (403, 404):
-                    raise HomeserverRefused(f"HTTP {resp.status}")
-                if resp.status != 200:
-                    raise HomeserverUnavailable(f"HTTP {resp.status}")
-                return await resp.json(content_type=None)
-        except (ClientError, TimeoutError, ValueError) as e:
-            raise HomeserverUnavailable(type(e).__name__) from None
+        return await self.client.request(
+            "GET", path, query=query, as_user=as_user, timeout=self.timeout
+        )
 
     async def joined_members(self, room_id: str, as_user: str) -> set[str]:
         data = await self._get(

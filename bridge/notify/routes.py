@@ -13,10 +13,10 @@ from typing import Any
 from aiohttp import web
 
 from ..db import store, transaction
+from ..homeserver import HomeserverError, describe
 from ..provisioning.api import ProvisioningAPI
 from ..web.errors import ApiError
 from .decide import MAX_DELAY_SECONDS
-from .homeserver import HomeserverRefused, HomeserverUnavailable
 from .service import NoticeService
 
 log = logging.getLogger("bridge.notify.routes")
@@ -120,8 +120,10 @@ class NoticeRoutes:
         mxid = f"@{person.localpart}:{self.api.domain}"
         try:
             total, rooms, highlights = await self.service.hs.unread_counts(mxid)
-        except (HomeserverUnavailable, HomeserverRefused) as e:
-            log.warning("Unread count of person %s: the homeserver did not answer (%s)", wp_id, e)
+        except HomeserverError as e:
+            log.warning(
+                "Unread count of person %s: the homeserver did not answer (%s)", wp_id, describe(e)
+            )
             raise ApiError(
                 503, "FIRM_HOMESERVER_UNAVAILABLE", "the homeserver did not answer"
             ) from None

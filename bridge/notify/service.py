@@ -25,9 +25,10 @@ from typing import Any
 from mautrix.util.async_db import Database
 
 from ..db import transaction
+from ..homeserver import AppService, HomeserverError, describe
 from ..registration import people_regex
 from . import decide
-from .homeserver import HomeserverRefused, HomeserverUnavailable, NoticeHomeserver
+from .homeserver import NoticeHomeserver
 from .sink import ActivitySink
 from .wordpress import NoticeSender
 
@@ -83,7 +84,6 @@ class NoticeService:
         return [self._task] if self._task is not None else []
 
     async def close(self) -> None:
-        await self.hs.close()
         if self.sender is not None:
             await self.sender.close()
 
@@ -132,8 +132,10 @@ class NoticeService:
         for asker in askers:
             try:
                 joined = frozenset(await self.hs.joined_members(room_id, asker))
-            except HomeserverRefused:
-                continue
+            except HomeserverError as e:
+                if e.status not in (403, 404):
+                    raise
+                continue  # the homeserver will not say to this one
             if self._member_gen.get(room_id, 0) == gen:
                 self._members[room_id] = joined
                 if len(self._members) > MEMBER_CACHE:
@@ -151,8 +153,10 @@ class NoticeService:
             room_id, sender = row["room_id"], row["sender"]
             try:
                 members = await self.members(room_id, sender)
-            except HomeserverUnavailable as e:
-                log.warning("Notices: cannot read the members of %s (%s); later", room_id, e)
+            except HomeserverError as e:
+                log.warning(
+                    "Notices: cannot read the members of %s (%s); later", room_id, describe(e)
+                )
                 return 0
             waiting = sorted(m for m in members or () if m != sender and self._is_person(m))
             async with transaction(self.db) as conn:
@@ -220,13 +224,13 @@ class NoticeService:
         mxid = f"@{row['localpart']}:{self.domain}"
         try:
             notes = await self.hs.notifications(mxid, row["covered_until"])
-        except (HomeserverUnavailable, HomeserverRefused) as e:
+        except HomeserverError as e:
             attempts = row["check_attempts"] + 1
             wait = decide.check_backoff(attempts, 1, self.backoff_max)
             log.warning(
                 "Notices: cannot read the notifications of person %s (%s); again in %.0fs",
                 wp_id,
-                e,
+                describe(e),
                 wait,
             )
             await self.db.execute(
@@ -350,7 +354,7 @@ class NoticeService:
         return len(rows)
 
 
-def make_notices(config: Any, db: Database, as_token: str, bot_mxid: str) -> NoticeService:
+def make_notices(config: Any, db: Database, hs: AppService) -> NoticeService:
     """The notice service as the configuration says (e-mail only with wordpress.notice_url)."""
     url = config["wordpress.notice_url"]
     sender = (
@@ -360,9 +364,9 @@ def make_notices(config: Any, db: Database, as_token: str, bot_mxid: str) -> Not
     )
     return NoticeService(
         db,
-        NoticeHomeserver(config["homeserver.address"], as_token),
+        NoticeHomeserver(hs),
         sender,
-        bot_mxid=bot_mxid,
+        bot_mxid=hs.bot_mxid,
         domain=config["homeserver.domain"],
         delay=config["notify.delay"],
         poll_interval=config["notify.poll_interval"],
