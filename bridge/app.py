@@ -149,9 +149,7 @@ class Bridge:
         # on later); the gateway has its own listener (media.hostname:port).
         self.appservice.sinks.append(MediaIndex())
         self.media = (
-            MediaGateway(config, self.db, registration.as_token, self.bot_mxid, self.policy)
-            if config["media.enabled"]
-            else None
+            MediaGateway(config, self.db, self.hs, self.policy) if config["media.enabled"] else None
         )
         # Notices that carry nothing (issue 13): windows from events, e-mail through WordPress.
         self.notices = make_notices(config, self.db, self.hs)

@@ -105,6 +105,24 @@ class HomeserverClient:
         except (MatrixConnectionError, ClientError, TimeoutError, ValueError) as e:
             raise HomeserverError(0, "UNREACHABLE", type(e).__name__) from None
 
+    async def answer(
+        self,
+        method: str,
+        path: str,
+        content: Any = None,
+        *,
+        query: dict[str, str] | None = None,
+        as_user: str | None = None,
+    ) -> tuple[int, Any]:
+        """(200, the JSON answer), or (status, None) for a refusal; HomeserverError only when
+        the homeserver did not answer."""
+        try:
+            return 200, await self.request(method, path, content, query=query, as_user=as_user)
+        except HomeserverError as e:
+            if e.status == 0:
+                raise
+            return e.status, None
+
     async def download(self, path: str) -> bytes | None:
         """A file's bytes as the homeserver holds them; None when it has no such file."""
         headers = {"Authorization": f"Bearer {self._api.token}"} if self._api.token else {}

@@ -12,8 +12,10 @@ import hashlib
 import logging
 import time
 
-from aiohttp import ClientError, ClientSession, web
+from aiohttp import web
 
+from ..homeserver import AppService, HomeserverError
+from ..web.auth import bearer_token
 from .policy import Refusal
 
 log = logging.getLogger("bridge.media.auth")
@@ -24,16 +26,12 @@ MAX_CACHED = 10_000
 
 def access_token(request: web.Request) -> str | None:
     """The token from `Authorization: Bearer`, or the deprecated ?access_token= parameter."""
-    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return request.query.get("access_token") or None
+    return bearer_token(request) or request.query.get("access_token") or None
 
 
 class Tokens:
-    def __init__(self, session: ClientSession, hs_url: str, ttl: float = TOKEN_TTL) -> None:
-        self._session = session
-        self._url = f"{hs_url}/_matrix/client/v3/account/whoami"
+    def __init__(self, hs: AppService, ttl: float = TOKEN_TTL) -> None:
+        self._hs = hs
         self._ttl = ttl
         self._cache: dict[bytes, tuple[str, float]] = {}
 
@@ -47,20 +45,17 @@ class Tokens:
         if hit and hit[1] > now:
             return hit[0]
         try:
-            async with self._session.get(
-                self._url, headers={"Authorization": f"Bearer {token}"}
-            ) as r:
-                body = await r.json(content_type=None) if r.status == 200 else None
-                status = r.status
-        except (ClientError, TimeoutError, ValueError) as e:
-            log.warning("Homeserver whoami failed: %s", type(e).__name__)
-            raise Refusal(502, "M_UNKNOWN", "the homeserver is unreachable") from None
-        if status in (401, 403):
-            raise Refusal(401, "M_UNKNOWN_TOKEN", "the access token is not valid")
-        user_id = body.get("user_id") if isinstance(body, dict) else None
-        if status != 200 or not isinstance(user_id, str):
-            log.warning("Homeserver whoami answered %s", status)
-            raise Refusal(502, "M_UNKNOWN", "the homeserver could not check the access token")
+            user_id, _ = await self._hs.whoami_of(token)
+        except HomeserverError as e:
+            if e.status == 0:
+                log.warning("Homeserver whoami failed: %s", e.message)
+                raise Refusal(502, "M_UNKNOWN", "the homeserver is unreachable") from None
+            if e.status in (401, 403):
+                raise Refusal(401, "M_UNKNOWN_TOKEN", "the access token is not valid") from None
+            log.warning("Homeserver whoami answered %s", e.status)
+            raise Refusal(
+                502, "M_UNKNOWN", "the homeserver could not check the access token"
+            ) from None
         if len(self._cache) >= MAX_CACHED:
             self._cache = {k: v for k, v in self._cache.items() if v[1] > now}
             if len(self._cache) >= MAX_CACHED:

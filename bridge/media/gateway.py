@@ -35,6 +35,8 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from ..core.policy import CurrentPolicy
+from ..homeserver import AppService
+from ..web.auth import TooLarge, read_body
 from . import store, to_device
 from .access import Access
 from .auth import Tokens, access_token
@@ -134,8 +136,10 @@ async def _cors(request: web.Request, response: web.StreamResponse) -> None:
 
 class MediaGateway:
     def __init__(
-        self, config: Any, db: Database, as_token: str, bot_mxid: str, policy: CurrentPolicy
+        self, config: Any, db: Database, hs: AppService, policy: CurrentPolicy
     ) -> None:
+        """`hs` answers the gateway's questions (whose token, who is in which room); requests
+        passed through to the homeserver stream on the gateway's own sessions."""
         self.db = db
         self.policy = policy
         self.domain = config["homeserver.domain"]
@@ -151,8 +155,8 @@ class MediaGateway:
         self.proxy_client_api = config["media.proxy_client_api"]
         self.max_transfers = config["media.max_transfers_per_person"]
         self._transfers: dict[str, int] = {}  # person -> uploads and downloads in progress
-        self._as_token = as_token
-        self._bot = bot_mxid
+        self._hs = hs
+        self._bot = hs.bot_mxid
         self._strips = asyncio.Semaphore(STRIP_CONCURRENCY)
         self._runner: web.AppRunner | None = None
         self._api: ClientSession | None = None
@@ -174,11 +178,9 @@ class MediaGateway:
             read_bufsize=STREAM_BUFFER,
             connector=TCPConnector(limit=256),
         )
-        self.tokens = Tokens(self._api, self.hs_url)
-        self.rooms = RoomScope(self._api, self.hs_url)
-        self.access = Access(
-            self.db, Membership(self._api, self.hs_url, self._as_token, self._bot), self.rooms
-        )
+        self.tokens = Tokens(self._hs)
+        self.rooms = RoomScope(self._hs)
+        self.access = Access(self.db, Membership(self._hs), self.rooms)
         self._runner = web.AppRunner(self.make_app(), access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.hostname, self.port).start()
@@ -464,15 +466,12 @@ class MediaGateway:
         return None
 
     async def _read_body(self, request: web.Request, limit: int) -> bytes:
-        if request.content_length is not None and request.content_length > limit:
-            raise Refusal(413, "M_TOO_LARGE", f"the request is larger than {limit} bytes")
-        chunks, size = [], 0
-        async for chunk in request.content.iter_chunked(CHUNK):
-            size += len(chunk)
-            if size > limit:
-                raise Refusal(413, "M_TOO_LARGE", f"the request is larger than {limit} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        try:
+            return await read_body(request, limit)
+        except TooLarge:
+            raise Refusal(
+                413, "M_TOO_LARGE", f"the request is larger than {limit} bytes"
+            ) from None
 
     # --- uploads ---------------------------------------------------------------------------
 

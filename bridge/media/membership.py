@@ -13,8 +13,7 @@ import logging
 from collections.abc import Collection
 from urllib.parse import quote
 
-from aiohttp import ClientError, ClientSession
-
+from ..homeserver import AppService, HomeserverError
 from .policy import Refusal
 
 log = logging.getLogger("bridge.media.membership")
@@ -28,20 +27,19 @@ def _q(value: str) -> str:
 
 
 class Membership:
-    def __init__(self, session: ClientSession, hs_url: str, as_token: str, bot_mxid: str) -> None:
-        self._session = session
-        self._hs = hs_url
-        self._headers = {"Authorization": f"Bearer {as_token}"}
-        self._bot = bot_mxid
+    def __init__(self, hs: AppService) -> None:
+        self._hs = hs
+        self._bot = hs.bot_mxid
 
-    async def _get(self, path: str, user_id: str) -> tuple[int, object]:
+    async def _get(
+        self, path: str, user_id: str | None, token: str | None = None
+    ) -> tuple[int, object]:
+        """As `user_id` with the appservice token, or with a person's own `token`."""
+        client = self._hs.client if token is None else self._hs.client.authorized(token)
         try:
-            async with self._session.get(
-                self._hs + path, params={"user_id": user_id}, headers=self._headers
-            ) as r:
-                return r.status, await r.json(content_type=None)
-        except (ClientError, TimeoutError, ValueError) as e:
-            log.warning("Homeserver membership query failed: %s", type(e).__name__)
+            return await client.answer("GET", path, as_user=user_id if token is None else None)
+        except HomeserverError as e:
+            log.warning("Homeserver membership query failed: %s", e.message)
             raise Refusal(502, "M_UNKNOWN", "the homeserver is unreachable") from None
 
     async def joined_rooms(self, user_id: str) -> set[str] | None:
@@ -56,15 +54,7 @@ class Membership:
 
     async def own_joined_rooms(self, token: str) -> set[str]:
         """The rooms the token's owner is joined to now, asked with their own token."""
-        try:
-            async with self._session.get(
-                self._hs + "/_matrix/client/v3/joined_rooms",
-                headers={"Authorization": f"Bearer {token}"},
-            ) as r:
-                status, body = r.status, await r.json(content_type=None)
-        except (ClientError, TimeoutError, ValueError) as e:
-            log.warning("Homeserver membership query failed: %s", type(e).__name__)
-            raise Refusal(502, "M_UNKNOWN", "the homeserver is unreachable") from None
+        status, body = await self._get("/_matrix/client/v3/joined_rooms", None, token)
         if status == 200 and isinstance(body, dict) and isinstance(body.get("joined_rooms"), list):
             return {r for r in body["joined_rooms"] if isinstance(r, str)}
         log.warning("Homeserver answered %s to joined_rooms", status)

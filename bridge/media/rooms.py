@@ -14,8 +14,7 @@ import logging
 import re
 from urllib.parse import quote
 
-from aiohttp import ClientError, ClientSession
-
+from ..homeserver import AppService, HomeserverError
 from .policy import Refusal
 
 log = logging.getLogger("bridge.media.rooms")
@@ -39,20 +38,18 @@ def _q(value: str) -> str:
 
 
 class RoomScope:
-    def __init__(self, session: ClientSession, hs_url: str) -> None:
-        self._session = session
-        self._hs = hs_url
+    """Asked with the requester's own token: what the room shows them."""
+
+    def __init__(self, hs: AppService) -> None:
+        self._client = hs.client
 
     async def _get(
         self, token: str, path: str, params: dict[str, str] | None = None
     ) -> tuple[int, object]:
         try:
-            async with self._session.get(
-                self._hs + path, params=params, headers={"Authorization": f"Bearer {token}"}
-            ) as r:
-                return r.status, await r.json(content_type=None)
-        except (ClientError, TimeoutError, ValueError) as e:
-            log.warning("Homeserver room query failed: %s", type(e).__name__)
+            return await self._client.authorized(token).answer("GET", path, query=params)
+        except HomeserverError as e:
+            log.warning("Homeserver room query failed: %s", e.message)
             raise Refusal(502, "M_UNKNOWN", "the homeserver is unreachable") from None
 
     async def anchor(self, token: str, uploader: str, room_id: str) -> str:
