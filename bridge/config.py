@@ -6,6 +6,7 @@ key, so an operator never runs with a half-understood file.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,24 @@ from ruamel.yaml.error import YAMLError
 
 from .media.settings import check_allowed_types, check_size
 from .media.sniff import DEFAULT_ALLOWED
+from .settings import (
+    FILES,
+    SECTIONS,
+    AppserviceSettings,
+    AuditSettings,
+    DatabaseSettings,
+    HomeserverModuleSettings,
+    HomeserverSettings,
+    LoggingSettings,
+    MediaSettings,
+    MetricsSettings,
+    NotifySettings,
+    PolicySettings,
+    ProvisioningSettings,
+    ReconcilerSettings,
+    RetentionSettings,
+    WordPressSettings,
+)
 
 
 class ConfigError(Exception):
@@ -190,18 +209,75 @@ SCHEMA: list[tuple[str, _Check, Any]] = [
 
 @attrs.define(frozen=True)
 class Config:
-    """The validated configuration; `get` reads a dotted key."""
+    """The validated configuration: one typed section per component (bridge/settings.py), each
+    handed to its component alone. `config["section.key"]` reads a value as the file gave it
+    (for tools and tests)."""
 
     values: dict[str, Any]
     path: Path
+    homeserver: HomeserverSettings
+    homeserver_module: HomeserverModuleSettings
+    wordpress: WordPressSettings
+    notify: NotifySettings
+    appservice: AppserviceSettings
+    database: DatabaseSettings
+    provisioning: ProvisioningSettings
+    policy: PolicySettings
+    reconciler: ReconcilerSettings
+    metrics: MetricsSettings
+    logging: LoggingSettings
+    audit: AuditSettings
+    retention: RetentionSettings
+    media: MediaSettings
 
     def __getitem__(self, key: str) -> Any:
         return self.values[key]
 
     def resolve_path(self, key: str) -> Path:
         """A file named in the config, relative to the config file's folder."""
-        p = Path(self.values[key])
-        return p if p.is_absolute() else (self.path.parent / p)
+        return _resolve(self.values[key], self.path)
+
+
+def _resolve(value: str, config_path: Path) -> Path:
+    p = Path(value)
+    return p if p.is_absolute() else (config_path.parent / p)
+
+
+def _sections(values: dict[str, Any], path: Path) -> dict[str, Any]:
+    fields: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+    for key, value in values.items():
+        section, _, name = key.partition(".")
+        if key in FILES and value is not None:
+            value = _resolve(value, path)
+        fields[section][name] = value
+    return {name: SECTIONS[name](**fields[name]) for name in SECTIONS}
+
+
+def _unknown_keys(data: dict, path: Path) -> None:
+    """A key no section knows stops start-up: a misspelt one would leave its default in force."""
+    known: dict[str, list[str]] = {}
+    for key, _, _ in SCHEMA:
+        section, _, name = key.partition(".")
+        known.setdefault(section, []).append(name)
+    for section, body in data.items():
+        if section not in known:
+            raise ConfigError(
+                f"{path}: key '{section}' is not a section the bridge knows"
+                f"{_did_you_mean(str(section), list(known))}"
+            )
+        if not isinstance(body, dict):
+            continue
+        for name in body:
+            if name not in known[section]:
+                raise ConfigError(
+                    f"{path}: key '{section}.{name}' is not a key the bridge knows"
+                    f"{_did_you_mean(str(name), known[section], section + '.')}"
+                )
+
+
+def _did_you_mean(given: str, choices: list[str], prefix: str = "") -> str:
+    close = difflib.get_close_matches(given, choices, n=1, cutoff=0.6)
+    return f" (did you mean '{prefix}{close[0]}'?)" if close else ""
 
 
 def _lookup(data: Any, dotted: str) -> tuple[bool, Any]:
@@ -217,6 +293,7 @@ def parse(data: Any, path: Path) -> Config:
     """Validate parsed YAML; raise ConfigError naming the first bad key."""
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the file must be a YAML mapping")
+    _unknown_keys(data, path)
     values: dict[str, Any] = {}
     for key, check, default in SCHEMA:
         present, value = _lookup(data, key)
@@ -229,7 +306,7 @@ def parse(data: Any, path: Path) -> Config:
             raise ConfigError(f"{path}: key '{key}' {problem}")
         values[key] = value
     _check_clients_address(values, path)
-    return Config(values=values, path=path)
+    return Config(values=values, path=path, **_sections(values, path))
 
 
 # Said when a key is missing, beyond its name.
