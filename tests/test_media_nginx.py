@@ -285,3 +285,55 @@ async def test_to_device_through_nginx(
         ) as r:
             assert r.status in (403, 404), r.status
     assert [e for e in await received(homeserver.url, t_out) if e["sender"] == cal] == []
+
+
+async def test_pushers_and_preflights_through_nginx(
+    media_firm: MediaFirm, nginx: tuple[str, Path], homeserver: Homeserver
+) -> None:
+    """nginx sends pusher registrations to the gateway (on every path Synapse serves them), which
+    makes HTTP pushers event-id-only; and CORS preflights, whoever answers them, carry one
+    Access-Control-Max-Age."""
+    base, _ = nginx
+    firm = media_firm.firm
+    _, token = await person_with_token(firm, 30, "ppat", "partner")
+    auth = {"Authorization": f"Bearer {token}"}
+    url = "https://push.example/_matrix/push/v1/notify"
+    paths = (
+        "/_matrix/client/v3/pushers/set",
+        "/_matrix/client/r0/pushers/set?x=1",
+        "/_matrix/client/api/v1/pushers/set",
+        "/_matrix/client/unstable/pushers/set",
+    )
+    async with aiohttp.ClientSession() as s:
+        for n, path in enumerate(paths):
+            body = {
+                "kind": "http",
+                "app_id": f"app.{n}",
+                "pushkey": f"key{n}",
+                "app_display_name": "phone app",
+                "device_display_name": "phone",
+                "lang": "en",
+                "data": {"url": url},
+            }
+            async with s.post(URL(base + path, encoded=True), json=body, headers=auth, ssl=False) as r:  # fmt: skip
+                assert r.status == 200, (path, await r.text())
+        async with s.post(base + paths[0], data=b"{nope", headers=auth, ssl=False) as r:
+            assert r.status == 400 and (await r.json())["errcode"] == "M_NOT_JSON"
+        async with s.get(base + "/_matrix/client/v3/pushers", headers=auth, ssl=False) as r:
+            pushers = (await r.json())["pushers"]
+        assert sorted(p["app_id"] for p in pushers) == [f"app.{n}" for n in range(len(paths))]
+        assert all(p["data"] == {"url": url, "format": "event_id_only"} for p in pushers)
+
+        preflight = {
+            "Origin": "https://portal.example",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "authorization",
+        }
+        # Synapse's preflight (sync) and the gateway's (media): one header each, a day.
+        for path in ("/_matrix/client/v3/sync", "/_matrix/client/v1/media/config"):
+            async with s.options(base + path, headers=preflight, ssl=False) as r:
+                assert r.status in (200, 204), path
+                assert r.headers.getall("Access-Control-Max-Age") == ["86400"], path
+                assert r.headers.getall("Access-Control-Allow-Origin") == ["*"], path
+        async with s.get(base + "/_matrix/client/versions", ssl=False) as r:
+            assert "Access-Control-Max-Age" not in r.headers  # preflights only

@@ -157,6 +157,8 @@ async def test_room_uploads_from_another_origin(
                     h.strip().lower() for h in headers["Access-Control-Allow-Headers"].split(",")
                 }
                 assert {"authorization", "content-type"} <= allowed
+                # The browser keeps the preflight's answer (5 s without this header).
+                assert headers.getall("Access-Control-Max-Age") == ["86400"]
 
         preflight = {
             "Origin": ORIGIN,

@@ -8,7 +8,8 @@ Range support. Uploads (`POST /_matrix/media/v3/upload`, `PUT .../upload/{server
 spooled to a private temporary file up to media.max_size, sniffed, stripped if they are images,
 and streamed on to the homeserver; the uploader is recorded. Other media paths the homeserver
 serves (config, preview_url, create) pass through; unknown ones get 404. To-device messages
-(sendToDevice) are checked here in either mode (to_device.py; nginx sends them here too). With
+(sendToDevice) are checked here in either mode (to_device.py; nginx sends them here too), and so
+are pushers (pushers.py: an HTTP pusher is set to event-id-only pushes). With
 media.proxy_client_api, every other path passes through to the homeserver unchanged, so a client
 can use the gateway's address as its homeserver (the demo does; production uses nginx), except
 the admin, federation and key APIs and the homeserver module's own endpoints.
@@ -37,7 +38,7 @@ from yarl import URL
 from ..core.policy import CurrentPolicy
 from ..homeserver import AppService
 from ..web.auth import TooLarge, read_body
-from . import store, to_device
+from . import pushers, store, to_device
 from .access import Access
 from .auth import Tokens, access_token
 from .membership import Membership, MembershipView
@@ -105,6 +106,11 @@ _CORS = {
     "Access-Control-Allow-Headers": "X-Requested-With, Content-Type, Authorization, Date, Range",
     "Access-Control-Expose-Headers": "Content-Range, Content-Length, Accept-Ranges",
 }
+
+# How long a browser may keep a preflight's answer (5 s without it; Chromium caps the value at
+# 2 hours, Firefox at 24 hours). Browsers keep it per URL, so a /sync with a new `since` still needs
+# its own preflight; repeated URLs (key queries, media config, pusher reads) do not.
+CORS_MAX_AGE = "86400"
 
 
 def _error(status: int, errcode: str, message: str) -> web.Response:
@@ -225,14 +231,18 @@ class MediaGateway:
     # --- handlers --------------------------------------------------------------------------
 
     async def options(self, request: web.Request) -> web.Response:
-        return web.json_response({})
+        # The page on another origin (the portal widget) need not ask again for a while.
+        return web.json_response({}, headers={"Access-Control-Max-Age": CORS_MAX_AGE})
 
     async def client_api(self, request: web.Request) -> web.StreamResponse:
-        """The rest of the client-server API: to-device messages are checked here (nginx sends
-        them to the gateway too); with media.proxy_client_api everything else passes through."""
+        """The rest of the client-server API: to-device messages are checked and pushers made
+        quiet here (nginx sends both to the gateway too); with media.proxy_client_api everything
+        else passes through."""
         event_type = to_device.parse_path(request.rel_url.raw_path)
         if event_type is not None and request.method == "PUT":
             return await self.send_to_device(request, event_type)
+        if request.method == "POST" and pushers.is_set_path(request.rel_url.raw_path):
+            return await self.set_pusher(request)
         if self.proxy_client_api:
             return await self.forward(request)
         return await self.unknown(request)
@@ -442,13 +452,36 @@ class MediaGateway:
                 refused,
             )
             raise to_device.refusal_for(refused)
+        return await self._pass_on(request, body)
+
+    async def _pass_on(self, request: web.Request, body: bytes) -> web.Response:
+        """The request, with `body` (as read and checked here), to the homeserver; its answer
+        back as it is."""
         assert self._api is not None
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+        # Both bodies are passed decoded (aiohttp decodes them), so without Content-Encoding.
+        skip = _HOP_BY_HOP | {"content-encoding"}
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in skip}
         url = URL(self.hs_url + request.rel_url.raw_path_qs, encoded=True)
-        async with self._api.put(url, data=body, headers=headers) as up:
+        async with self._api.request(request.method, url, data=body, headers=headers) as up:
             answer = await up.read()
-            relay = {k: v for k, v in up.headers.items() if k.lower() not in _HOP_BY_HOP}
+            relay = {k: v for k, v in up.headers.items() if k.lower() not in skip}
             return web.Response(status=up.status, body=answer, headers=relay)
+
+    # --- pushers ----------------------------------------------------------------------------
+
+    async def set_pusher(self, request: web.Request) -> web.Response:
+        """`POST /pushers/set`: an HTTP pusher goes on asking for event-id-only pushes (no
+        sender's or room's name to the app's push service); see pushers.py."""
+        person = await self.tokens.user_id(access_token(request))
+        body = await self._read_body(request, pushers.MAX_BODY)
+        try:
+            body, asked = pushers.quiet(body)
+        except Refusal as e:
+            log.info("Refused a pusher of %s: %s", person, e.message)
+            raise
+        if asked is not None and asked != pushers.EVENT_ID_ONLY:
+            log.info("HTTP pusher of %s set to event_id_only (its format: %s)", person, asked)
+        return await self._pass_on(request, body)
 
     async def _unreachable(self, token: str, sender: str, targets: list[str]) -> str | None:
         """The first recipient the sender may not reach, or None."""
