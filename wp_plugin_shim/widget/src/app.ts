@@ -30,6 +30,8 @@ export interface Matter {
   number: string;
   title: string;
   status?: string;
+  /** The role table lets this person export the matter's transcript (the bridge's answer). */
+  export?: boolean;
 }
 
 const LOCK = "firm-chat";

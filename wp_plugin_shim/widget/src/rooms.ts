@@ -14,6 +14,7 @@ import type { ChatApp, Matter } from "./app";
 import { append, clear, h, linkified, uid } from "./dom";
 import { existingDirect, fetchContacts, newConversationForm, startDirect } from "./contacts";
 import { callEventShown, callLine } from "./callview";
+import { ExportButton } from "./export";
 import { Attachments } from "./files";
 import { __, _n, sprintf } from "./i18n";
 
@@ -223,6 +224,7 @@ export class RoomsView {
     clear(
       this.pane,
       h("h3", { id: heading, class: "fc-room-title" }, this.label(room)),
+      this.exportButton(room),
       closed ? null : (this.app.calls?.controls(room) ?? null),
       closed
         ? h("p", { class: "fc-readonly", role: "note" }, __("This matter is closed. You can read its messages, but no new messages can be sent."))
@@ -235,6 +237,13 @@ export class RoomsView {
     this.renderList();
     this.renderRoom();
     this.timeline.scrollTop = this.timeline.scrollHeight;
+  }
+
+  /** "Export transcript", for a matter whose transcript the role table lets this person export
+   * (closed matters too: production often comes after). */
+  private exportButton(room: Room): HTMLElement | null {
+    const matter = this.matterOf(room);
+    return matter?.export === true ? new ExportButton(this.app, this.client, room, matter).el : null;
   }
 
   /** Offers the people the role table allows; opens the conversation once it exists. */
