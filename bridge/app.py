@@ -51,7 +51,7 @@ DEFAULT_POLICY = Path(__file__).with_name("default_policy.yaml")
 
 def load_policy(config: Config) -> Policy:
     """The table policy.file names, or without one the table shipped with the bridge."""
-    path = config.resolve_path("policy.file") if config["policy.file"] else DEFAULT_POLICY
+    path = config.policy.file or DEFAULT_POLICY
     try:
         text = path.read_text()
     except OSError as e:
@@ -70,16 +70,16 @@ class Bridge:
         self.registration = registration
         # The file's policy until the DB says WordPress sent another (read at start()).
         self.policy = CurrentPolicy(load_policy(config))
-        self.domain = config["homeserver.domain"]
+        self.domain = config.homeserver.domain
         self.bot_mxid = f"@{registration.sender_localpart}:{self.domain}"
-        self.db = open_database(config["database.uri"], config["database.max_connections"])
+        self.db = open_database(config.database.uri, config.database.max_connections)
         # One client of the homeserver, one session: the appservice token, the module secret
         # for the module's own endpoints, an administrator's token for the audit.
-        self.homeserver = HomeserverClient(config["homeserver.address"], registration.as_token)
+        self.homeserver = HomeserverClient(config.homeserver.address, registration.as_token)
         self.hs = AppService(self.homeserver, self.bot_mxid, self.domain)
-        module_secret = config["homeserver_module.shared_secret"]
+        module_secret = config.homeserver_module.shared_secret
         self.module_client = ModuleClient(self.homeserver.authorized(module_secret))
-        admin_token = config["homeserver.admin_token"]
+        admin_token = config.homeserver.admin_token
         self.hs_admin = (
             HomeserverAdmin(self.homeserver.authorized(admin_token)) if admin_token else None
         )
@@ -88,11 +88,11 @@ class Bridge:
             self.hs,
             self.policy,
             module=self.module_client,
-            workers=config["reconciler.workers"],
-            poll_interval=config["reconciler.poll_interval"],
-            drift_interval=config["reconciler.drift_interval"],
-            backoff_initial=config["reconciler.backoff_initial"],
-            backoff_max=config["reconciler.backoff_max"],
+            workers=config.reconciler.workers,
+            poll_interval=config.reconciler.poll_interval,
+            drift_interval=config.reconciler.drift_interval,
+            backoff_initial=config.reconciler.backoff_initial,
+            backoff_max=config.reconciler.backoff_max,
         )
         self.appservice = AppServiceHandler(
             self.db, self.reconciler, registration.hs_token, self.bot_mxid
@@ -101,17 +101,15 @@ class Bridge:
             self.db,
             self.policy,
             self.reconciler,
-            max_skew=config["provisioning.max_clock_skew"],
+            max_skew=config.provisioning.max_clock_skew,
             domain=self.domain,
-            alias_prefix=config["appservice.alias_prefix"],
+            alias_prefix=config.appservice.alias_prefix,
             reserved_localparts={registration.sender_localpart},
             module=self.module_client,
         )
-        login_check = config["wordpress.login_check_url"]
+        login_check = config.wordpress.login_check_url
         self.wordpress = (
-            WordPress(
-                login_check, config["provisioning.shared_secret"], config["wordpress.timeout"]
-            )
+            WordPress(login_check, config.provisioning.shared_secret, config.wordpress.timeout)
             if login_check
             else None
         )
@@ -128,31 +126,37 @@ class Bridge:
         self.session_routes = SessionRoutes(
             self.provisioning,
             self.module_client,
-            config["homeserver.public_address"],
+            config.homeserver.public_address,
         )
         # The audit trail sees every event of a transaction, inside its DB transaction.
-        self.audit = AuditService(config, self.db, self.hs, self.hs_admin)
+        self.audit = AuditService(config.audit, config.retention, self.db, self.hs, self.hs_admin)
         self.appservice.sinks.append(self.audit.sink)
-        self.audit_api = AuditAPI(
-            self.audit, self.db, max_skew=config["provisioning.max_clock_skew"]
-        )
+        self.audit_api = AuditAPI(self.audit, self.db, max_skew=config.provisioning.max_clock_skew)
         # Verifiable transcripts: checked against the chain and countersigned (issue 11).
         self.transcripts = TranscriptAPI(
             self.audit,
             self.db,
             self.policy,
-            secret=config["provisioning.shared_secret"],
-            max_skew=config["provisioning.max_clock_skew"],
+            secret=config.provisioning.shared_secret,
+            max_skew=config.provisioning.max_clock_skew,
             hs=self.hs,
         )
         # The media index records where files are posted (always, so the gateway can be turned
         # on later); the gateway has its own listener (media.hostname:port).
         self.appservice.sinks.append(MediaIndex())
         self.media = (
-            MediaGateway(config, self.db, self.hs, self.policy) if config["media.enabled"] else None
+            MediaGateway(config.media, config.homeserver, self.db, self.hs, self.policy)
+            if config.media.enabled
+            else None
         )
         # Notices that carry nothing (issue 13): windows from events, e-mail through WordPress.
-        self.notices = make_notices(config, self.db, self.hs)
+        self.notices = make_notices(
+            config.notify,
+            config.wordpress,
+            config.provisioning.shared_secret,
+            self.db,
+            self.hs,
+        )
         self.appservice.sinks.append(self.notices.sink)
         self.notice_routes = NoticeRoutes(self.provisioning, self.notices)
         self._runner: web.AppRunner | None = None
@@ -169,8 +173,8 @@ class Bridge:
             middlewares=[
                 refusals(logging.getLogger("bridge.provisioning")),
                 signed_requests(
-                    self.config["provisioning.shared_secret"],
-                    self.config["provisioning.max_clock_skew"],
+                    self.config.provisioning.shared_secret,
+                    self.config.provisioning.max_clock_skew,
                 ),
             ]
         )
@@ -199,17 +203,13 @@ class Bridge:
         )
         await self._runner.setup()
         site = web.TCPSite(
-            self._runner, self.config["appservice.hostname"], self.config["appservice.port"]
+            self._runner, self.config.appservice.hostname, self.config.appservice.port
         )
         await site.start()
-        log.info(
-            "Listening on %s:%s", self.config["appservice.hostname"], self.config["appservice.port"]
-        )
-        if self.config["metrics.enabled"]:
-            start_http_server(self.config["metrics.port"], self.config["metrics.hostname"])
-            log.info(
-                "Metrics on %s:%s", self.config["metrics.hostname"], self.config["metrics.port"]
-            )
+        log.info("Listening on %s:%s", self.config.appservice.hostname, self.config.appservice.port)
+        if self.config.metrics.enabled:
+            start_http_server(self.config.metrics.port, self.config.metrics.hostname)
+            log.info("Metrics on %s:%s", self.config.metrics.hostname, self.config.metrics.port)
         # The homeserver may be down; the bridge serves WordPress meanwhile and converges later.
         self._tasks = [
             asyncio.create_task(self._ping_until_up(), name="bridge-ping"),
@@ -234,12 +234,12 @@ class Bridge:
         delay = 1.0
         while True:
             try:
-                await self.hs.ping(self.config["appservice.id"])
+                await self.hs.ping(self.config.appservice.id)
                 log.info(
-                    "Homeserver %s answered the appservice ping", self.config["homeserver.address"]
+                    "Homeserver %s answered the appservice ping", self.config.homeserver.address
                 )
                 await clients_address.check(
-                    self.config["homeserver.address"], self.config["homeserver.public_address"]
+                    self.config.homeserver.address, self.config.homeserver.public_address
                 )
                 return
             except Exception as e:
@@ -286,10 +286,10 @@ class Bridge:
 
 def setup_logging(config: Config) -> None:
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    if config["logging.file"]:
-        handlers.append(logging.FileHandler(config.resolve_path("logging.file")))
+    if config.logging.file:
+        handlers.append(logging.FileHandler(config.logging.file))
     logging.basicConfig(
-        level=config["logging.level"].upper(),
+        level=config.logging.level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         handlers=handlers,
         force=True,

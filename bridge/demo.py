@@ -456,7 +456,7 @@ async def run(args: argparse.Namespace) -> int:
             admin_token = await demo.admin_login(http)
             api = ProvisioningClient(
                 f"http://127.0.0.1:{demo.bridge_port}",
-                demo.config["provisioning.shared_secret"],
+                demo.config.provisioning.shared_secret,
                 session=http,
             )
             people, matters = await demo.provision(api)

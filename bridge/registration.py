@@ -33,14 +33,14 @@ def alias_regex(domain: str, prefix: str) -> str:
 
 def generate(config: Config, tokens: tuple[str, str] | None = None) -> dict:
     """The registration for this config, with these (as_token, hs_token) or new random ones."""
-    domain = config["homeserver.domain"]
+    domain = config.homeserver.domain
     as_token, hs_token = tokens or (secrets.token_urlsafe(48), secrets.token_urlsafe(48))
     return {
-        "id": config["appservice.id"],
-        "url": config["appservice.address"],
+        "id": config.appservice.id,
+        "url": config.appservice.address,
         "as_token": as_token,
         "hs_token": hs_token,
-        "sender_localpart": config["appservice.bot_localpart"],
+        "sender_localpart": config.appservice.bot_localpart,
         "rate_limited": False,
         "namespaces": {
             # Not exclusive: Synapse computes no push actions for users of an exclusive
@@ -50,7 +50,7 @@ def generate(config: Config, tokens: tuple[str, str] | None = None) -> dict:
             # (core/homeserver_settings.FIRM_SETTINGS) and the module keeps them out of the directory.
             "users": [{"regex": people_regex(domain), "exclusive": False}],
             "aliases": [
-                {"regex": alias_regex(domain, config["appservice.alias_prefix"]), "exclusive": True}
+                {"regex": alias_regex(domain, config.appservice.alias_prefix), "exclusive": True}
             ],
             "rooms": [],
         },

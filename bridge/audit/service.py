@@ -11,9 +11,9 @@ from typing import Any
 
 from mautrix.util.async_db import Database
 
-from ..config import Config
 from ..db import transaction
 from ..homeserver import AppService, HomeserverAdmin, HomeserverError
+from ..settings import AuditSettings, RetentionSettings
 from ..tasks import stop_tasks
 from . import enforce, store
 from .chain import Verdict, Verifier
@@ -41,27 +41,33 @@ class NoAdminToken(Exception):
 
 class AuditService:
     def __init__(
-        self, config: Config, db: Database, bot: AppService, admin: HomeserverAdmin | None
+        self,
+        settings: AuditSettings,
+        retention: RetentionSettings,
+        db: Database,
+        bot: AppService,
+        admin: HomeserverAdmin | None,
     ) -> None:
         """`bot` reads timelines as the bridge's user; `admin` (with homeserver.admin_token)
         gives client addresses and enforces retention."""
-        self.config = config
+        self.settings = settings
+        self.retention = retention
         self.db = db
         self.domain = bot.domain
         bot_mxid = bot.bot_mxid
         self.admin = admin
         self.whois = (
-            WhoisCache(self.admin, self.domain, config["audit.whois_cache"], skip={bot_mxid})
+            WhoisCache(self.admin, self.domain, settings.whois_cache, skip={bot_mxid})
             if self.admin
             else None
         )
-        self.sealer = Sealer(db, self.whois, whois_wait=config["audit.whois_wait"])
+        self.sealer = Sealer(db, self.whois, whois_wait=settings.whois_wait)
         self.sink = AuditSink(self.sealer, bot_mxid)
         self.bot = bot
         self.defaults = {
-            "open_days": config["retention.open_days"],
-            "closed_days": config["retention.closed_days"],
-            "media_days": config["retention.media_days"],
+            "open_days": retention.open_days,
+            "closed_days": retention.closed_days,
+            "media_days": retention.media_days,
         }
         self._signer: HeadSigner | None = None
         self._tasks: list[asyncio.Task] = []
@@ -69,7 +75,7 @@ class AuditService:
     @property
     def signer(self) -> HeadSigner:
         if self._signer is None:
-            self._signer = HeadSigner.load(self.config.resolve_path("audit.signing_key"))
+            self._signer = HeadSigner.load(self.settings.signing_key)
         return self._signer
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -84,7 +90,7 @@ class AuditService:
             asyncio.create_task(self.sealer.run(), name="audit-sealer"),
             asyncio.create_task(self._gap_fill_when_up(), name="audit-gap-fill"),
         ]
-        if self.config["retention.enabled"]:
+        if self.retention.enabled:
             self._tasks.append(asyncio.create_task(self._retention_loop(), name="audit-retention"))
 
     async def stop(self) -> None:
@@ -106,14 +112,14 @@ class AuditService:
                 self.bot,
                 self.admin,
                 self.sealer,
-                self.config["audit.gap_fill_max_events"],
+                self.settings.gap_fill_max_events,
             )
         except Exception:
             log.exception("Gap fill failed")
 
     async def _retention_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.config["retention.interval"])
+            await asyncio.sleep(self.retention.interval)
             try:
                 result = await self.retention_run(now_ms(), "retention")
                 log.info(
@@ -208,7 +214,7 @@ class AuditService:
             self.db,
             self.admin,
             self.defaults,
-            self.config["retention.media_window"],
+            self.retention.media_window,
             self.domain,
             now,
         )

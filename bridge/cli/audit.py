@@ -108,21 +108,25 @@ async def _run(args: argparse.Namespace, out: TextIO) -> int:
     config = load(args.config)
     actor = args.actor or cli_actor()
     if args.command == "public-key":
-        signer = HeadSigner.load(config.resolve_path("audit.signing_key"))
+        signer = HeadSigner.load(config.audit.signing_key)
         print(f"ed25519:{signer.key_id} {signer.public_key}", file=out)
         return 0
     as_token, bot = "", ""
     if args.command == "retention" and args.action == "run":
         registration = reg.load(args.registration)
         as_token = registration.as_token
-        bot = f"@{registration.sender_localpart}:{config['homeserver.domain']}"
-    homeserver = HomeserverClient(config["homeserver.address"], as_token)
-    admin_token = config["homeserver.admin_token"]
+        bot = f"@{registration.sender_localpart}:{config.homeserver.domain}"
+    homeserver = HomeserverClient(config.homeserver.address, as_token)
+    admin_token = config.homeserver.admin_token
     admin = HomeserverAdmin(homeserver.authorized(admin_token)) if admin_token else None
-    db = open_database(config["database.uri"], 2)
+    db = open_database(config.database.uri, 2)
     await db.start()
     service = AuditService(
-        config, db, AppService(homeserver, bot, config["homeserver.domain"]), admin
+        config.audit,
+        config.retention,
+        db,
+        AppService(homeserver, bot, config.homeserver.domain),
+        admin,
     )
     try:
         return await _command(args, service, actor, out)

@@ -37,6 +37,7 @@ from yarl import URL
 
 from ..core.policy import CurrentPolicy
 from ..homeserver import AppService
+from ..settings import HomeserverSettings, MediaSettings
 from ..web.auth import TooLarge, read_body
 from . import pushers, store, to_device
 from .access import Access
@@ -142,24 +143,29 @@ async def _cors(request: web.Request, response: web.StreamResponse) -> None:
 
 class MediaGateway:
     def __init__(
-        self, config: Any, db: Database, hs: AppService, policy: CurrentPolicy
+        self,
+        settings: MediaSettings,
+        homeserver: HomeserverSettings,
+        db: Database,
+        hs: AppService,
+        policy: CurrentPolicy,
     ) -> None:
         """`hs` answers the gateway's questions (whose token, who is in which room); requests
         passed through to the homeserver stream on the gateway's own sessions."""
         self.db = db
         self.policy = policy
-        self.domain = config["homeserver.domain"]
-        self.hs_url = config["homeserver.address"].rstrip("/")
-        self.hostname = config["media.hostname"]
-        self.port = config["media.port"]
-        self.allowed = allowed_types(config["media.allowed_types"])
-        self.max_size = parse_size(config["media.max_size"])
-        self.keep_icc = config["media.keep_icc_profile"]
-        self.max_pixels = config["media.max_image_pixels"]
-        spool = config["media.spool_dir"]
-        self.spool_dir: str | None = str(config.resolve_path("media.spool_dir")) if spool else None
-        self.proxy_client_api = config["media.proxy_client_api"]
-        self.max_transfers = config["media.max_transfers_per_person"]
+        self.domain = homeserver.domain
+        self.hs_url = homeserver.address.rstrip("/")
+        self.hostname = settings.hostname
+        self.port = settings.port
+        self.allowed = allowed_types(settings.allowed_types)
+        self.max_size = parse_size(settings.max_size)
+        self.keep_icc = settings.keep_icc_profile
+        self.max_pixels = settings.max_image_pixels
+        spool = settings.spool_dir
+        self.spool_dir: str | None = str(spool) if spool else None
+        self.proxy_client_api = settings.proxy_client_api
+        self.max_transfers = settings.max_transfers_per_person
         self._transfers: dict[str, int] = {}  # person -> uploads and downloads in progress
         self._hs = hs
         self._bot = hs.bot_mxid

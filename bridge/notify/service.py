@@ -27,6 +27,7 @@ from mautrix.util.async_db import Database
 from ..db import transaction
 from ..homeserver import AppService, HomeserverError, describe
 from ..registration import people_regex
+from ..settings import NotifySettings, WordPressSettings
 from . import decide
 from .homeserver import NoticeHomeserver
 from .sink import ActivitySink
@@ -354,21 +355,24 @@ class NoticeService:
         return len(rows)
 
 
-def make_notices(config: Any, db: Database, hs: AppService) -> NoticeService:
-    """The notice service as the configuration says (e-mail only with wordpress.notice_url)."""
-    url = config["wordpress.notice_url"]
-    sender = (
-        NoticeSender(url, config["provisioning.shared_secret"], config["wordpress.timeout"])
-        if url
-        else None
-    )
+def make_notices(
+    settings: NotifySettings,
+    wordpress: WordPressSettings,
+    secret: str,
+    db: Database,
+    hs: AppService,
+) -> NoticeService:
+    """The notice service as the configuration says (e-mail only with wordpress.notice_url;
+    `secret` is provisioning.shared_secret, which signs the calls to WordPress)."""
+    url = wordpress.notice_url
+    sender = NoticeSender(url, secret, wordpress.timeout) if url else None
     return NoticeService(
         db,
         NoticeHomeserver(hs),
         sender,
         bot_mxid=hs.bot_mxid,
-        domain=config["homeserver.domain"],
-        delay=config["notify.delay"],
-        poll_interval=config["notify.poll_interval"],
-        backoff_max=config["notify.backoff_max"],
+        domain=hs.domain,
+        delay=settings.delay,
+        poll_interval=settings.poll_interval,
+        backoff_max=settings.backoff_max,
     )

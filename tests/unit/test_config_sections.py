@@ -4,6 +4,7 @@ default used), and each section is what the component gets."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import attrs
@@ -67,3 +68,35 @@ def test_sections_are_typed_with_files_beside_the_config(tmp_path: Path) -> None
     assert isinstance(config.audit, AuditSettings)
     assert config.audit.signing_key == config.resolve_path("audit.signing_key")
     assert config.reconciler.workers == config["reconciler.workers"]
+
+
+# The composition roots (start-up, command lines, the demo, the registration tool and the test
+# harnesses under devtools) read the whole configuration; every other module gets its sections.
+WHOLE_CONFIG = {
+    "config.py",
+    "app.py",
+    "__main__.py",
+    "registration.py",
+    "demo.py",
+    "cli/audit.py",
+    "devtools/media_stack.py",
+    "devtools/topology.py",
+}
+
+
+def test_components_get_their_sections_not_the_whole_config() -> None:
+    found = []
+    for path in sorted((ROOT / "bridge").rglob("*.py")):
+        name = path.relative_to(ROOT / "bridge").as_posix()
+        text = path.read_text()
+        if name in WHOLE_CONFIG:
+            continue
+        if re.search(r"from \.+config import|from bridge\.config import", text):
+            found.append(f"{name} imports bridge.config")
+        if re.search(r"""config\[["'][a-z_]+\.[a-z_]+["']\]""", text):
+            found.append(f"{name} reads config['section.key']")
+    assert not found, found
+    # The roots use the typed sections too: a string key is for tools and tests.
+    for name in ("app.py", "cli/audit.py", "registration.py"):
+        text = (ROOT / "bridge" / name).read_text()
+        assert not re.search(r"""config\[["'][a-z_]+\.""", text), name
