@@ -238,9 +238,7 @@ class Bridge:
                 log.info(
                     "Homeserver %s answered the appservice ping", self.config.homeserver.address
                 )
-                await clients_address.check(
-                    self.config.homeserver.address, self.config.homeserver.public_address
-                )
+                await clients_address.check(self.homeserver, self.config.homeserver.public_address)
                 return
             except Exception as e:
                 if not is_transient(e):

@@ -10,27 +10,21 @@ from __future__ import annotations
 
 import logging
 
-from aiohttp import ClientError, ClientSession, ClientTimeout
+from .homeserver import HomeserverClient, HomeserverError
 
 log = logging.getLogger("bridge.clients_address")
 
 WELL_KNOWN = "/.well-known/matrix/client"
 
 
-async def advertised(hs_url: str) -> tuple[bool, str | None]:
+async def advertised(hs: HomeserverClient) -> tuple[bool, str | None]:
     """(whether Synapse answered, the base_url its well-known names or None if it serves none)."""
     try:
-        async with (
-            ClientSession(timeout=ClientTimeout(total=10)) as session,
-            session.get(hs_url.rstrip("/") + WELL_KNOWN) as r,
-        ):
-            if r.status == 404:
-                return True, None
-            body = await r.json(content_type=None) if r.status == 200 else None
-    except (ClientError, TimeoutError, ValueError) as e:
-        log.warning("Could not read the homeserver's %s: %s", WELL_KNOWN, type(e).__name__)
+        status, body = await hs.answer("GET", WELL_KNOWN)
+    except HomeserverError as e:
+        log.warning("Could not read the homeserver's %s: %s", WELL_KNOWN, e.message)
         return False, None
-    homeserver = body.get("m.homeserver") if isinstance(body, dict) else None
+    homeserver = body.get("m.homeserver") if status == 200 and isinstance(body, dict) else None
     base = homeserver.get("base_url") if isinstance(homeserver, dict) else None
     return True, base if isinstance(base, str) else None
 
@@ -56,12 +50,12 @@ def problem(base_url: str | None, public: str, own: str) -> str | None:
     )
 
 
-async def check(hs_url: str, public: str) -> None:
+async def check(hs: HomeserverClient, public: str) -> None:
     """Warn, once the homeserver answers, when it hands clients another address."""
-    answered, base_url = await advertised(hs_url)
+    answered, base_url = await advertised(hs)
     if not answered:
         return
-    if (wrong := problem(base_url, public, hs_url)) is not None:
+    if (wrong := problem(base_url, public, hs.base_url)) is not None:
         log.warning("Clients' address: %s", wrong)
     else:
         log.info("The homeserver sends clients to %s", public)
