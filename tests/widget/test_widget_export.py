@@ -219,6 +219,11 @@ async def test_export_from_the_widget(
             await expect(dialog).to_have_count(0)
             await expect(button).to_be_focused()
             await page.keyboard.press("Enter")
+            await first.fill("too short")
+            await page.keyboard.press("Enter")
+            await expect(dialog.get_by_role("alert")).to_have_text(
+                "The passphrase must have at least 10 characters."
+            )
             await first.fill(PASS)
             await dialog.get_by_label("The passphrase again").fill(PASS + "x")
             await page.keyboard.press("Enter")

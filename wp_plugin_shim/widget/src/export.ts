@@ -352,7 +352,8 @@ export class ExportButton {
     const cancel = h("button", { type: "button", class: "fc-button fc-secondary" }, __("Cancel"));
     const form = h(
       "form",
-      { class: "fc-dialog fc-export-dialog", role: "dialog", "aria-modal": "true", "aria-labelledby": heading },
+      // The form's own checks, so that every message is the widget's (translated) wording.
+      { class: "fc-dialog fc-export-dialog", role: "dialog", "aria-modal": "true", "aria-labelledby": heading, novalidate: true },
       h("h3", { id: heading }, sprintf(__("Export the transcript of %s"), this.matter.number)),
       h(
         "p",
