@@ -15,7 +15,11 @@ async def test_plugin_active(site: WordPressSite) -> None:
         "];"
     )
     assert data["active"] is True
-    assert sorted(data["tables"]) == ["wp_firm_bridge_outbox", "wp_firm_bridge_seen"]
+    assert sorted(data["tables"]) == [
+        "wp_firm_bridge_notices",
+        "wp_firm_bridge_outbox",
+        "wp_firm_bridge_seen",
+    ]
     assert {
         "firm_partner",
         "firm_associate",

@@ -541,7 +541,12 @@ final class Firm_Bridge_Notices {
 		$uid   = get_current_user_id();
 		$count = self::count_for( $uid );
 		if ( null === $count ) {
-			return new WP_Error( 'firm_bridge_unavailable', __( 'The unread count is not available now.', 'firm-bridge' ), array( 'status' => 503 ) );
+			// The bridge could not say: an unknown count, not an error. The badge polls every
+			// minute on every page; a 5xx would put an error in every visitor's console.
+			$count = array(
+				'unread' => null,
+				'rooms'  => null,
+			);
 		}
 		$no_store = 'no-store, no-cache, must-revalidate, max-age=0, private';
 		$response = rest_ensure_response( $count );
