@@ -1,8 +1,9 @@
 """The call relay (coturn from Debian, started here on loopback) with credentials from a real
 Synapse: only people logged in get them, they expire (a new allocation is refused once their time
 has passed, an allocation made before keeps working), the relay refuses loopback and private
-peers except the one address the tests allow, freeing an allocation shows in coturn's own count,
-and coturn stops in bounded time."""
+peers (10/8, 172.16/12, 192.168/16, 100.64/10, link-local, documentation) except the one address
+the tests allow, freeing an allocation shows in coturn's own count, and coturn stops in bounded
+time."""
 
 from __future__ import annotations
 
@@ -106,9 +107,21 @@ async def test_relay_refuses_private_and_loopback_peers(
         await asyncio.to_thread(c.allocate)
         # The tests' one exception (every browser here relays from it)...
         await asyncio.to_thread(c.permit, "127.0.0.1")
-        # ...and the rest of loopback refused by the firm's denied-peer-ip lines. (A permission
-        # is refused by the relay itself: nothing is ever sent to these addresses.)
-        for peer in ("127.0.0.2", "127.1.2.3"):
+        # ...and the rest of loopback, the private, shared, link-local and documentation ranges
+        # refused by the firm's denied-peer-ip lines (coturn itself would relay to all but
+        # loopback without them). A permission is refused by the relay itself: nothing is ever
+        # sent to these addresses.
+        for peer in (
+            "127.0.0.2",
+            "127.1.2.3",
+            "10.1.2.3",
+            "172.16.5.5",
+            "172.31.255.254",
+            "192.168.1.1",
+            "100.64.0.1",
+            "169.254.169.254",
+            "198.51.100.7",
+        ):
             with pytest.raises(TurnError) as refused:
                 await asyncio.to_thread(c.permit, peer)
             assert refused.value.code == 403, peer
