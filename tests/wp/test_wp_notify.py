@@ -305,6 +305,29 @@ async def test_opt_out_on_the_profile_is_honoured(nwp: WpFirm, mailbox: Mailbox)
         assert not mailbox.to(p.client_email)
 
 
+async def test_a_persons_own_delay_is_honoured(nwp: WpFirm, mailbox: Mailbox) -> None:
+    """A person's own delay (the profile's choice, as the bridge holds it) replaces the firm's:
+    nothing at the firm's delay, one e-mail once their own has passed. (The profile offers
+    minutes; the bridge's route takes seconds, so the test sets 3 x the firm's delay there.)"""
+    own = 3 * DELAY
+    async with parties(nwp, f"Matter {nwp.tag}") as p:
+        status, data = await nwp.api.request(
+            "PUT", f"/_firm/v1/people/{p.client}/notices", {"email": True, "delay_seconds": own}
+        )
+        assert status == 200 and data["effective_delay_seconds"] == own, data
+        attorney = await p.device(p.partner_mxid)
+        start = time.monotonic()
+        await attorney.send_text(p.room, "hello")
+        await asyncio.sleep(DELAY + 4)  # the firm's delay has passed, and its check
+        assert not mailbox.to(p.client_email), [text_of(m) for m in mailbox.messages]
+
+        async def one() -> bool:
+            return len(mailbox.to(p.client_email)) == 1
+
+        await eventually(one, own + 30, "the notice after the person's own delay")
+        assert time.monotonic() - start >= own - 0.5, "sent before the person's delay"
+
+
 async def test_notice_route_is_signed_checked_and_idempotent(nwp: WpFirm, mailbox: Mailbox) -> None:
     site = nwp.site
     async with parties(nwp, f"Matter {nwp.tag}") as p:
