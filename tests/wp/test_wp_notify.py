@@ -29,6 +29,7 @@ from bridge.devtools.process import BridgeProcess
 
 from .conftest import WpFirm, _wp_firm
 from .wp_harness import WordPressSite, free_port
+from .wp_proxy import SlowProxy
 
 DELAY = 4  # the firm's delay in these tests, in seconds (10 minutes in a firm)
 NOTICE_ROUTE = "/wp-json/firm-bridge/v1/notices"
@@ -396,6 +397,39 @@ async def test_smtp_down_then_up_sends_exactly_one(nwp: WpFirm, mailbox: Mailbox
         await eventually(one, 30, "the notice after SMTP came back")
         await asyncio.sleep(3)
         assert len(mailbox.to(p.client_email)) == 1
+
+
+async def test_wordpress_down_then_an_answer_lost_sends_exactly_one(
+    wp_site: WordPressSite, homeserver: Homeserver, db_uri: str, tmp_path: Path, mailbox: Mailbox
+) -> None:
+    """Between the bridge and WordPress, a hop: first down (WordPress unreachable when the
+    notice is due: nothing lost, the bridge asks again), then up but holding WordPress's first
+    answer past the bridge's timeout (WordPress has sent the e-mail; the bridge never hears and
+    asks again under the same notice id, which WordPress answers as a duplicate): one e-mail."""
+    hop = SlowProxy(wp_site.url)
+    overrides = {
+        **notice_overrides(wp_site),
+        "wordpress.notice_url": hop.url + NOTICE_ROUTE,
+        "wordpress.timeout": 2,
+    }
+    async with _wp_firm(wp_site, homeserver, db_uri, tmp_path, **overrides) as firm:
+        await chat_page(firm)
+        async with parties(firm, f"Matter {firm.tag}") as p:
+            attorney = await p.device(p.partner_mxid)
+            await attorney.send_text(p.room, "hello")
+            await asyncio.sleep(DELAY + 4)  # due, and asked of nobody listening
+            assert not mailbox.messages
+            hop.delays = [5.0]  # the first answer comes after the bridge has given up on it
+            async with hop.running():
+
+                async def answered_twice() -> bool:
+                    return len([s for s in hop.seen if s[1] == NOTICE_ROUTE]) >= 2
+
+                await eventually(answered_twice, 30, "the bridge asking again")
+                await asyncio.sleep(3)
+            notices = [s for s in hop.seen if s[1] == NOTICE_ROUTE]
+            assert all(status == 200 for *_, status in notices), notices
+            assert len(mailbox.to(p.client_email)) == 1, [text_of(m) for m in mailbox.messages]
 
 
 async def windows(db_uri: str) -> int:
