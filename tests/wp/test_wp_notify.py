@@ -20,7 +20,7 @@ import aiohttp
 import asyncpg
 import pytest
 from aiosmtpd.controller import Controller
-from conftest import SECRET, Homeserver, make_config
+from conftest import SECRET, Homeserver, make_config, running_homeserver
 from e2ee_client import DeviceClient
 from mautrix.types import EventID, ReceiptType, RoomID
 
@@ -430,6 +430,40 @@ async def test_wordpress_down_then_an_answer_lost_sends_exactly_one(
             notices = [s for s in hop.seen if s[1] == NOTICE_ROUTE]
             assert all(status == 200 for *_, status in notices), notices
             assert len(mailbox.to(p.client_email)) == 1, [text_of(m) for m in mailbox.messages]
+
+
+async def test_synapse_down_when_the_notice_is_due_sends_exactly_one(
+    wp_site: WordPressSite, db_uri: str, tmp_path: Path, mailbox: Mailbox
+) -> None:
+    """A Synapse of the test's own, stopped while a window is open and started again after it
+    fell due: the bridge cannot ask it whether the message was read, so nobody is e-mailed
+    while it is down, and once it is back exactly one e-mail goes."""
+    work = tmp_path / "synapse"
+    work.mkdir()
+    with running_homeserver(work) as hs:
+        async with _wp_firm(wp_site, hs, db_uri, tmp_path, **notice_overrides(wp_site)) as firm:
+            await chat_page(firm)
+            async with parties(firm, f"Matter {firm.tag}") as p:
+                attorney = await p.device(p.partner_mxid)
+                await attorney.send_text(p.room, "hello")
+
+                async def opened() -> bool:
+                    return await windows(db_uri) > 0
+
+                await eventually(opened, 30, "the window")
+                hs.server.stop()
+                try:
+                    await asyncio.sleep(DELAY + 4)  # due while Synapse is down
+                    assert not mailbox.messages
+                finally:
+                    hs.server.start()
+
+                async def one() -> bool:
+                    return len(mailbox.to(p.client_email)) == 1
+
+                await eventually(one, 60, "the notice once Synapse is back")
+                await asyncio.sleep(DELAY)
+                assert len(mailbox.to(p.client_email)) == 1
 
 
 async def windows(db_uri: str) -> int:
