@@ -9,27 +9,36 @@ the bridge has no key for.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 from urllib.parse import quote
 
 from ..homeserver import AppService
 from .decide import Notification, parse_notifications
 
-# The least a sync needs to carry the unread counts: no timeline to speak of, no state, no
-# presence, no account data, no receipts or typing.
-COUNTS_FILTER = json.dumps(
-    {
-        "presence": {"types": []},
-        "account_data": {"types": []},
-        "room": {
-            "timeline": {"limit": 1, "types": ["m.room.encrypted"]},
-            "state": {"types": []},
-            "ephemeral": {"types": []},
+
+def counts_filter(now: float) -> str:
+    """The least a sync needs to carry the unread counts: no timeline to speak of, no state, no
+    presence, no account data, no receipts or typing.
+
+    Synapse keeps each /sync answer two minutes (`sync_response_cache_duration`), keyed by the
+    request, the filter's text included: asked the same again, it answers from that cache, with
+    counts up to two minutes old (someone who has read everything still shown a count). So the
+    filter names the current second (as an event type kept out of presence, which takes none
+    anyway): requests within one second share an answer, later ones are computed afresh."""
+    return json.dumps(
+        {
+            "presence": {"types": [], "not_types": [f"org.firm.counts.{int(now)}"]},
             "account_data": {"types": []},
+            "room": {
+                "timeline": {"limit": 1, "types": ["m.room.encrypted"]},
+                "state": {"types": []},
+                "ephemeral": {"types": []},
+                "account_data": {"types": []},
+            },
         },
-    },
-    separators=(",", ":"),
-)
+        separators=(",", ":"),
+    )
 
 
 class NoticeHomeserver:
@@ -79,7 +88,7 @@ class NoticeHomeserver:
             user_id,
             timeout="0",
             set_presence="offline",
-            filter=COUNTS_FILTER,
+            filter=counts_filter(time.time()),
         )
         rooms = data.get("rooms", {}).get("join", {}) if isinstance(data, dict) else {}
         total = rooms_with = highlights = 0

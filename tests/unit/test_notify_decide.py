@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from bridge.config import NOTIFY_MAX_DELAY, _notify_delay
@@ -14,6 +16,7 @@ from bridge.notify.decide import (
     decide,
     parse_notifications,
 )
+from bridge.notify.homeserver import counts_filter
 from bridge.notify.routes import parse_prefs
 from bridge.web.errors import ApiError
 
@@ -88,3 +91,12 @@ def test_delay_setting_and_preferences_are_checked() -> None:
         with pytest.raises(ApiError) as e:
             parse_prefs(body)
         assert e.value.status == 400 and e.value.field == field
+
+
+def test_the_counts_sync_is_not_answered_from_synapses_cache() -> None:
+    """Synapse answers a /sync it was asked within two minutes from its cache, keyed by the
+    filter's text: the unread counts' filter changes every second (and only then)."""
+    assert counts_filter(1000.2) == counts_filter(1000.9)
+    assert counts_filter(1000.9) != counts_filter(1001.0)
+    data = json.loads(counts_filter(1000.0))
+    assert data["presence"]["types"] == [] and data["room"]["timeline"]["limit"] == 1

@@ -23,11 +23,13 @@ from aiosmtpd.controller import Controller
 from conftest import SECRET, Homeserver, make_config, running_homeserver
 from e2ee_client import DeviceClient
 from mautrix.types import EventID, ReceiptType, RoomID
+from playwright.async_api import Browser, expect
 
 from bridge.devtools.client import ProvisioningClient
 from bridge.devtools.process import BridgeProcess
 
 from .conftest import WpFirm, _wp_firm
+from .wp_browser import logged_in
 from .wp_harness import WordPressSite, free_port
 from .wp_proxy import SlowProxy
 
@@ -575,3 +577,57 @@ async def test_unread_count_answers_only_for_the_logged_in_person(
             assert 'id="firm-bridge-unread"' in page and "assets/unread.js" in page
         finally:
             await browser.close()
+
+
+async def test_the_badges_show_the_count_in_the_browser(
+    nwp: WpFirm, mailbox: Mailbox, chromium_browser: Browser
+) -> None:
+    """In Debian's Chromium: the admin bar's Messages shows the logged-in person's unread count
+    (assets/unread.js asks the route) and nothing once they have read; the chat page's entry in a
+    site menu carries the badge the script fills."""
+    site = nwp.site
+    async with parties(nwp, f"Matter {nwp.tag}") as p:
+        attorney = await p.device(p.partner_mxid)
+        await attorney.send_text(p.room, "one")
+        last = await attorney.send_text(p.room, "two")
+
+        async def counted() -> bool:
+            status, data = await nwp.api.request("GET", f"/_firm/v1/people/{p.client}/unread")
+            return status == 200 and data["unread"] == 2
+
+        await eventually(counted, 30, "the homeserver's count")
+        async with logged_in(
+            chromium_browser, site, nwp.login("cid1"), p.client_password, "notify-badges"
+        ) as (page, _):
+            await page.goto(site.url + "/wp-admin/profile.php")
+            badge = page.locator("#wp-admin-bar-firm-chat-unread .firm-chat-unread")
+            await expect(badge).to_have_text("2")
+            await expect(badge).to_be_visible()
+
+            # Read (a receipt from her device): after WordPress's 15 s cache, no badge.
+            reader = await p.device(p.client_mxid)
+            await reader.client.send_receipt(RoomID(p.room), EventID(last), ReceiptType.READ)
+
+            async def read() -> bool:
+                status, data = await nwp.api.request("GET", f"/_firm/v1/people/{p.client}/unread")
+                return status == 200 and data["unread"] == 0
+
+            await eventually(read, 30, "the homeserver's count after the receipt")
+            await asyncio.sleep(16)
+            await page.reload()
+            await expect(page.locator("#firm-bridge-unread")).to_have_count(1)
+            await page.wait_for_load_state("networkidle")
+            await expect(badge).to_be_hidden()
+            assert await badge.text_content() in ("", None)
+
+    # The chat page in a site menu gets the badge element the script fills.
+    html = await site.php(
+        "$menu = wp_create_nav_menu('Site " + nwp.tag + "');"
+        " wp_update_nav_menu_item($menu, 0, array('menu-item-object-id' =>"
+        " (int) get_option('firm_bridge_chat_page'), 'menu-item-object' => 'page',"
+        " 'menu-item-type' => 'post_type', 'menu-item-status' => 'publish'));"
+        f" wp_set_current_user({p.client});"
+        " $out = wp_nav_menu(array('menu' => $menu, 'echo' => false, 'fallback_cb' => false));"
+        " wp_delete_nav_menu($menu); return $out;"
+    )
+    assert '<span class="firm-chat-unread" hidden></span>' in html, html
