@@ -569,3 +569,72 @@ async def test_three_person_consultation_carries_media_between_every_pair(
         detail = json.loads(record["detail"])
         assert detail["consultation"] and detail["answered"] is not None
         assert detail["participants"] == sorted(p.user_id for p in cf.people.values())
+
+
+async def test_voice_call_through_the_relay(
+    wp_site: WordPressSite,
+    call_homeserver: Homeserver,
+    relay: Coturn,
+    call_browser: Browser,
+    tmp_path: Path,
+) -> None:
+    """A voice call, the attorney calling: audio both ways through relayed candidates only, no
+    camera asked for or sent, the client hangs up, the relay frees it, the audit says voice."""
+    async with call_firm(wp_site, call_homeserver, tmp_path) as cf:
+        pam, cid = cf.people["pam"], cf.people["cid"]
+        ctx_p, page_p, watch_p = await open_chat(call_browser, cf, "pam")
+        ctx_c, page_c, watch_c = await open_chat(call_browser, cf, "cid")
+        try:
+            async with (
+                artifacts_on_failure(page_c, "voice-client"),
+                artifacts_on_failure(page_p, "voice-partner"),
+            ):
+                allocations_before = await asyncio.to_thread(relay.allocations)
+                await page_p.get_by_role("button", name=re.compile("^Voice call with")).click()
+                ring = page_c.get_by_role("alertdialog", name="Incoming call")
+                await expect(ring).to_contain_text("is calling you (voice call)")
+                await ring.get_by_role("button", name="Answer").click()
+                for page in (page_c, page_p):
+                    await expect(page.locator(".fc-call-active")).to_have_attribute(
+                        "data-state", "connected", timeout=60_000
+                    )
+
+                async def audio(page: Page) -> list[dict] | None:
+                    now = [s for s in await stats(page) if s["state"] == "connected"]
+                    return now if now and all(s["audioIn"] > 0 for s in now) else None
+
+                for page in (page_c, page_p):
+                    (before,) = await eventually(lambda page=page: audio(page), 60, 0.5)
+                    assert before["policy"] == "relay", before
+                    assert set(before["urls"]) <= set(relay.uris), before
+                    assert (before["local"], before["remote"]) == ("relay", "relay"), before
+                    await asyncio.sleep(2)
+                    (after,) = [s for s in await stats(page) if s["state"] == "connected"]
+                    assert after["audioIn"] > before["audioIn"], (before, after)
+                    assert after["audioOut"] > before["audioOut"], (before, after)
+                    # A voice call: no camera asked for, no video sent or received.
+                    assert after["videoIn"] == after["videoOut"] == 0, after
+                    senders = await page.evaluate(SENDERS)
+                    assert [s["kind"] for s in senders] == ["audio"], senders
+                assert await asyncio.to_thread(relay.allocations) >= allocations_before + 2
+
+                await asyncio.sleep(1.2)  # a call with a length
+                await page_c.get_by_role("button", name="Hang up").click()
+                for page in (page_c, page_p):
+                    await expect(page.locator(".fc-call-active")).to_have_count(0)
+                    timeline = page.locator(".fc-timeline")
+                    await expect(timeline).to_contain_text("Pam started a voice call")
+                    await expect(timeline).to_contain_text(re.compile(r"Call ended · 0:0\d"))
+                await allocations_drop_to(relay, allocations_before)
+                for watch in (watch_c, watch_p):
+                    await assert_clean(watch)
+        finally:
+            await ctx_c.close()
+            await ctx_p.close()
+
+        (record,) = await call_records(cf, cf.room_id)
+        detail = json.loads(record["detail"])
+        assert record["sender"] == pam.user_id
+        assert detail["kind"] == "voice" and not detail["consultation"], detail
+        assert detail["participants"] == sorted([cid.user_id, pam.user_id])
+        assert detail["answered"] is not None and detail["duration_ms"] >= 1000, detail
