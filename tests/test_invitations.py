@@ -178,3 +178,37 @@ async def test_third_party_invitations_are_refused(firm: Firm) -> None:
         user_id=pat,
     )
     assert status == 403, body
+
+
+async def test_the_room_size_limit_holds_on_the_real_homeserver(firm: Firm) -> None:
+    """Nine partners (who may all talk with each other): a room outside matters holds at most
+    eight (the default max_group_size), whether they come in the invite list or by /invite one
+    at a time; the initial state is no way around it (nor any other way to invite)."""
+    names = [f"p{i}" for i in range(9)]
+    for i, name in enumerate(names, start=1):
+        await firm.person(i, name, "partner")
+    for i in range(1, 10):
+        await firm.wait_synced("person", i)
+    first, *others = (who(firm, n) for n in names)
+    create = "/_matrix/client/v3/createRoom"
+    status, body = await firm.hs.as_request("POST", create, {"invite": others}, user_id=first)
+    assert status == 403 and "at most 8 people" in body["error"], body
+    status, made = await firm.hs.as_request("POST", create, {"invite": others[:6]}, user_id=first)
+    assert status == 200, made  # seven
+    room = quote(made["room_id"])
+    status, body = await firm.hs.as_request(
+        "POST", f"/_matrix/client/v3/rooms/{room}/invite", {"user_id": others[6]}, user_id=first
+    )
+    assert status == 200, body  # eight
+    status, body = await firm.hs.as_request(
+        "POST", f"/_matrix/client/v3/rooms/{room}/invite", {"user_id": others[7]}, user_id=first
+    )
+    assert status == 403 and "at most 8 people" in body["error"], body
+    status, body = await firm.hs.as_request(
+        "PUT",
+        f"/_matrix/client/v3/rooms/{room}/state/m.room.member/{quote(others[7])}",
+        {"membership": "invite"},
+        user_id=first,
+    )
+    assert status == 403, body
+    assert others[7] not in (await firm.hs.members(made["room_id"]))
