@@ -11,7 +11,8 @@ from typing import Any
 import aiohttp
 from conftest import MODULE_SECRET, Firm
 
-from bridge.core.constants import REFRESH_PATH
+from bridge.core.constants import HELD_PATH, REFRESH_PATH
+from bridge.db import store
 
 
 async def token_login(firm: Firm, token: str) -> tuple[int, Any]:
@@ -51,6 +52,16 @@ async def test_departure_holds_before_the_call_answers(firm: Firm) -> None:
 
     status, body = await firm.api.deactivate(firm.pid(4))
     assert status == 200, body
+    # The module already holds the state with the departure, before anything asks it to read
+    # (a login does): the bridge had it read before answering. Asked without reading.
+    async with firm.bridge.db.acquire() as conn:
+        departed_in = await store.generation(conn)
+    async with (
+        aiohttp.ClientSession() as s,
+        s.get(firm.hs.url + HELD_PATH, headers={"Authorization": f"Bearer {MODULE_SECRET}"}) as r,
+    ):
+        held = (await r.json())["generation"]
+    assert r.status == 200 and held is not None and held >= departed_in, (held, departed_in)
     # At once, not "within a second": the token opens no session, the old session reads
     # nothing.
     status, refused = await token_login(firm, spare)
