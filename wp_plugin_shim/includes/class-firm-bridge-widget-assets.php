@@ -97,8 +97,11 @@ final class Firm_Bridge_Widget_Assets {
 	}
 
 	/**
-	 * Hashed file names change with every build, so translations are looked up under one fixed
-	 * name: languages/firm-bridge-{locale}-widget.json.
+	 * The widget's translation, under one fixed name per locale: the hashed file name changes with
+	 * every build, so WordPress's own name for it (the md5 of the script's path) would too.
+	 * A firm's file in wp-content/languages/plugins/ (kept across plugin updates) comes first,
+	 * then the plugin's languages/. The language is the person's own (their profile's, which is
+	 * the site's unless they chose one): WordPress would use the site's on the front end.
 	 *
 	 * @param string|false $file   File WordPress would read.
 	 * @param string       $handle Handle.
@@ -109,7 +112,26 @@ final class Firm_Bridge_Widget_Assets {
 		if ( self::HANDLE !== $handle || 'firm-bridge' !== $domain ) {
 			return $file;
 		}
-		return FIRM_BRIDGE_DIR . '/languages/firm-bridge-' . determine_locale() . '-widget.json';
+		$locale = self::locale();
+		if ( ! preg_match( '/^[A-Za-z0-9_@-]+$/', $locale ) ) {
+			return false; // Not a locale: never part of a path.
+		}
+		$name = 'firm-bridge-' . $locale . '-widget.json';
+		foreach ( array( WP_LANG_DIR . '/plugins/', FIRM_BRIDGE_DIR . '/languages/' ) as $dir ) {
+			if ( is_readable( $dir . $name ) ) {
+				return $dir . $name;
+			}
+		}
+		return false;
+	}
+
+	/**
+	 * The widget's language: the logged-in person's, else the site's.
+	 *
+	 * @return string Locale such as de_DE.
+	 */
+	public static function locale() {
+		return is_user_logged_in() ? get_user_locale() : determine_locale();
 	}
 
 	/**
