@@ -109,3 +109,58 @@ async def test_files_and_photos(
     for path in store.rglob("*"):
         if path.is_file():
             assert marker not in path.read_bytes(), path
+
+
+# What the widget says beside a picture it could not clean (files.ts).
+NOTE = (
+    "This picture was sent as a file: the browser cannot remove its details "
+    "(such as where it was taken)."
+)
+
+
+def heic_like(marker: bytes) -> bytes:
+    """A file that starts as an iPhone's HEIC does: an ISO base media `ftyp` box with the major
+    brand `heic` (compatible brands mif1, heic). The rest is not a real HEVC image (nothing here
+    encodes one): the widget goes by that signature and never decodes the file."""
+    ftyp = b"ftyp" + b"heic" + b"\0\0\0\0" + b"mif1" + b"heic"
+    box = (len(ftyp) + 4).to_bytes(4, "big") + ftyp
+    return box + b"\0\0\0\x10meta" + marker + os.urandom(4000)
+
+
+async def test_heic_and_unknown_images_go_as_files_with_a_note(
+    portal: Portal, chromium_browser: Browser, tmp_path: Path
+) -> None:
+    """A HEIC (the browser cannot redraw it to drop its metadata) is sent as a file, bytes
+    intact, with the note; a HEIC under a .jpg name too, since the content's signature decides
+    (re-encoding it as a JPEG would have failed)."""
+    heic = tmp_path / "IMG_0001.heic"
+    heic.write_bytes(heic_like(f"heic-{secrets.token_hex(6)}".encode()))
+    disguised = tmp_path / "scan.jpg"
+    disguised.write_bytes(heic_like(f"disguised-{secrets.token_hex(6)}".encode()))
+
+    context = await chromium_browser.new_context()
+    try:
+        page, watch = await portal.open(context)
+        async with artifacts_on_failure(page, "widget-files-heic"):
+            await keep_recovery_key(page)
+            upload = page.locator(".fc-upload")
+            picker = page.locator("input.fc-file-input")
+            for file in (heic, disguised):
+                await picker.set_input_files(str(file))
+                await expect(upload).to_contain_text(f"{file.name} sent.")
+                assert await attorney_gets(portal, file.name) == file.read_bytes()
+                msg = next(m for m in portal.attorney.messages if m.body == file.name)
+                assert msg.content is not None
+                assert msg.content["msgtype"] == "m.file", msg.content["msgtype"]
+                assert msg.content["info"]["mimetype"] == "image/heic"
+                assert "w" not in msg.content["info"] and "thumbnail_file" not in msg.content
+                # The note follows each file, for the attorney and in the client's timeline.
+                await portal.attorney.wait_for_text(portal.room_id, NOTE, sender=portal.client_id)
+
+            timeline = page.locator(".fc-timeline")
+            await expect(timeline.get_by_text(NOTE)).to_have_count(2)
+            await expect(page.get_by_role("button", name="Download IMG_0001.heic")).to_be_visible()
+            await expect(page.locator("img.fc-preview")).to_have_count(0)
+            await assert_clean(watch)
+    finally:
+        await context.close()

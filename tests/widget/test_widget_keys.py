@@ -105,3 +105,55 @@ async def test_recovery_key_and_dehydrated_device(
             await assert_clean(watch)
     finally:
         await second.close()
+
+
+async def test_recovery_key_dialog_by_keyboard(portal: Portal, chromium_browser: Browser) -> None:
+    """The recovery-key dialog is modal for the keyboard: focus starts in it, Tab and Shift+Tab
+    wrap (Continue joins the order once it is enabled), focus sent behind the overlay comes
+    back, Escape does not dismiss a key shown only once, and closing it gives focus back to the
+    chat (the message box: nothing had focus when the widget opened it)."""
+    context = await chromium_browser.new_context()
+    try:
+        page, watch = await portal.open(context)
+        async with artifacts_on_failure(page, "widget-keys-keyboard"):
+            dialog = page.get_by_role("dialog", name="Your recovery key")
+            await expect(dialog).to_be_visible(timeout=60_000)
+            copy = dialog.get_by_role("button", name="Copy")
+            saved = dialog.get_by_label("I have saved my recovery key")
+            done = dialog.get_by_role("button", name="Continue")
+            await expect(copy).to_be_focused()
+            for name in ("Download", "Print"):
+                await page.keyboard.press("Tab")
+                await expect(dialog.get_by_role("button", name=name)).to_be_focused()
+            await page.keyboard.press("Tab")
+            await expect(saved).to_be_focused()
+            await expect(done).to_be_disabled()
+            await page.keyboard.press("Tab")  # Continue is disabled: back to the first
+            await expect(copy).to_be_focused()
+            await page.keyboard.press("Shift+Tab")
+            await expect(saved).to_be_focused()
+
+            await page.keyboard.press("Escape")
+            await expect(dialog).to_be_visible()
+            await expect(saved).to_be_focused()
+
+            # Focus moved behind the overlay (a click, a script) is brought back.
+            await page.locator(".fc-signout").focus()
+            await expect(copy).to_be_focused()
+            await expect(page.locator(".fc-signout")).not_to_be_focused()
+
+            await saved.focus()
+            await page.keyboard.press("Space")
+            await expect(saved).to_be_checked()
+            await page.keyboard.press("Tab")
+            await expect(done).to_be_focused()
+            await page.keyboard.press("Tab")
+            await expect(copy).to_be_focused()
+            await page.keyboard.press("Shift+Tab")
+            await expect(done).to_be_focused()
+            await page.keyboard.press("Enter")
+            await expect(dialog).to_have_count(0)
+            await expect(page.get_by_label("Message")).to_be_focused()
+            await assert_clean(watch)
+    finally:
+        await context.close()

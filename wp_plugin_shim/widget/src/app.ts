@@ -16,7 +16,7 @@ import {
 import { initAsync } from "@matrix-org/matrix-sdk-crypto-wasm";
 import { acceptInvite } from "./contacts";
 import { CallView } from "./callview";
-import { clear, h, uid } from "./dom";
+import { clear, h, modal, uid } from "./dom";
 import { __, sprintf } from "./i18n";
 import { KeyKeeper, type KeyUi } from "./keys";
 import { RoomsView } from "./rooms";
@@ -382,8 +382,10 @@ export class ChatApp implements KeyUi {
         h("p", {}, saved, " ", h("label", { for: saved.id }, __("I have saved my recovery key"))),
         done,
       );
+      // Escape does not close it: the key is shown only once, so it goes only once saved.
+      const close = modal(dialog, { fallback: () => this.root.querySelector<HTMLElement>(".fc-text, [data-room-id]") });
       done.addEventListener("click", () => {
-        dialog.remove();
+        close();
         resolve();
       });
       this.root.appendChild(dialog);

@@ -56,3 +56,51 @@ export function linkified(text: string): DocumentFragment {
   append(frag, text.slice(last));
   return frag;
 }
+
+const FOCUSABLE = "a[href], button, input, select, textarea, [tabindex]:not([tabindex='-1'])";
+
+/** A modal dialog's keyboard rules: Tab and Shift+Tab wrap inside it, Escape calls `onEscape`
+ * (when the dialog may be dismissed; otherwise Escape does nothing), and when it closes focus goes
+ * back to what had it before (the opener), or to `fallback()` if that is gone. Returns the
+ * function that closes it. */
+export function modal(dialog: HTMLElement, opts: { onEscape?: () => void; fallback?: () => HTMLElement | null } = {}): () => void {
+  const opener = document.activeElement instanceof HTMLElement && document.activeElement !== document.body ? document.activeElement : null;
+  if (!dialog.hasAttribute("tabindex")) dialog.setAttribute("tabindex", "-1");
+  // Focus that lands outside (a click behind the overlay) comes back into the dialog.
+  const guard = (ev: FocusEvent) => {
+    if (!dialog.isConnected) {
+      document.removeEventListener("focusin", guard);
+    } else if (ev.target instanceof Node && !dialog.contains(ev.target)) {
+      (dialog.querySelector<HTMLElement>(FOCUSABLE) ?? dialog).focus();
+    }
+  };
+  document.addEventListener("focusin", guard);
+  dialog.addEventListener("keydown", (ev) => {
+    if (ev.key === "Escape") {
+      ev.preventDefault();
+      ev.stopPropagation();
+      opts.onEscape?.();
+    } else if (ev.key === "Tab") {
+      const focusable = [...dialog.querySelectorAll<HTMLElement>(FOCUSABLE)].filter(
+        (el) => !(el as HTMLButtonElement).disabled && el.getClientRects().length > 0,
+      );
+      if (!focusable.length) return;
+      const first = focusable[0];
+      const last = focusable[focusable.length - 1];
+      const inside = dialog.contains(document.activeElement);
+      if (ev.shiftKey && (document.activeElement === first || !inside)) {
+        ev.preventDefault();
+        last.focus();
+      } else if (!ev.shiftKey && (document.activeElement === last || !inside)) {
+        ev.preventDefault();
+        first.focus();
+      }
+    }
+  });
+  return () => {
+    document.removeEventListener("focusin", guard);
+    dialog.remove();
+    const back = opener?.isConnected ? opener : (opts.fallback?.() ?? null);
+    back?.focus();
+  };
+}

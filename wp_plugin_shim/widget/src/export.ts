@@ -8,7 +8,7 @@ import { decryptAttachment, type IEncryptedFile } from "matrix-encrypt-attachmen
 import { zipSync } from "fflate";
 import type { ChatApp, Matter } from "./app";
 import { canonical, eventHash, isObject, isServedRedacted, type Json, type JsonObject, sha256Hex, utf8 } from "./canonical";
-import { clear, h, uid } from "./dom";
+import { clear, h, modal, uid } from "./dom";
 import { __, sprintf } from "./i18n";
 import { DEFAULT_ROUNDS, encryptKeyExport } from "./keyexport";
 import { advance, decryptAt, messageIndex, parseExport, type Ratchet, serializeExport } from "./megolm";
@@ -375,30 +375,12 @@ export class ExportButton {
       status,
       h("div", { class: "fc-actions" }, submit, cancel),
     );
+    const dismiss = modal(form, { onEscape: () => close(), fallback: () => this.el });
     const close = () => {
       if (this.running) return;
-      form.remove();
-      this.el.focus();
+      dismiss();
     };
     cancel.addEventListener("click", close);
-    form.addEventListener("keydown", (ev) => {
-      if (ev.key === "Escape") {
-        ev.preventDefault();
-        close();
-      } else if (ev.key === "Tab") {
-        // Focus stays in the dialog while it is open.
-        const focusable = [...form.querySelectorAll<HTMLElement>("input, button")].filter((el) => !(el as HTMLButtonElement).disabled);
-        const first = focusable[0];
-        const last = focusable[focusable.length - 1];
-        if (ev.shiftKey && document.activeElement === first) {
-          ev.preventDefault();
-          last.focus();
-        } else if (!ev.shiftKey && document.activeElement === last) {
-          ev.preventDefault();
-          first.focus();
-        }
-      }
-    });
     form.addEventListener("submit", (ev) => {
       ev.preventDefault();
       clear(error);
@@ -412,13 +394,13 @@ export class ExportButton {
         again.focus();
         return;
       }
-      void this.run(pass.value, form, status, error, [pass, again, submit, cancel]);
+      void this.run(pass.value, form, dismiss, status, error, [pass, again, submit, cancel]);
     });
     this.app.root.appendChild(form);
     pass.focus();
   }
 
-  private async run(passphrase: string, form: HTMLElement, status: HTMLElement, error: HTMLElement, controls: (HTMLInputElement | HTMLButtonElement)[]): Promise<void> {
+  private async run(passphrase: string, form: HTMLElement, dismiss: () => void, status: HTMLElement, error: HTMLElement, controls: (HTMLInputElement | HTMLButtonElement)[]): Promise<void> {
     this.running = true;
     for (const c of controls) c.disabled = true;
     form.setAttribute("aria-busy", "true");
@@ -428,9 +410,8 @@ export class ExportButton {
       });
       save(bundle);
       this.running = false;
-      form.remove();
+      dismiss(); // focus back to the button
       this.app.setStatus(sprintf(__("The transcript was downloaded: %1$s (%2$d events, %3$d attachments)."), bundle.name, bundle.events, bundle.attachments));
-      this.el.focus();
     } catch (e) {
       this.running = false;
       for (const c of controls) c.disabled = false;

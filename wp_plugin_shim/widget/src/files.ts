@@ -70,27 +70,59 @@ export function pngImageOnly(data: Uint8Array): Uint8Array {
   return out;
 }
 
-/** Re-encodes a photo from its decoded pixels, upright: nothing but the pixels survives. */
+/** What the first bytes say a file is: the image types the widget knows by their signature
+ * (the browser's `type` comes from the file name, which may be wrong or missing). */
+export function sniffImage(head: Uint8Array): string | null {
+  const ascii = (from: number, to: number) => String.fromCharCode(...head.subarray(from, to));
+  if (head[0] === 0xff && head[1] === 0xd8 && head[2] === 0xff) return "image/jpeg";
+  if (ascii(0, 8) === "\x89PNG\r\n\x1a\n") return "image/png";
+  if (ascii(0, 4) === "RIFF" && ascii(8, 12) === "WEBP") return "image/webp";
+  if (ascii(0, 4) === "GIF8") return "image/gif";
+  if (ascii(0, 2) === "BM") return "image/bmp";
+  if (ascii(0, 4) === "II*\0" || ascii(0, 4) === "MM\0*") return "image/tiff";
+  // ISO base media (HEIF): a box of type ftyp whose major brand names the image format.
+  if (ascii(4, 8) === "ftyp") {
+    const brand = ascii(8, 12);
+    if (["heic", "heix", "heim", "heis", "hevc", "hevx"].includes(brand)) return "image/heic";
+    if (["mif1", "msf1", "heif"].includes(brand)) return "image/heif";
+    if (["avif", "avis"].includes(brand)) return "image/avif";
+  }
+  return null;
+}
+
+/** Re-encodes a photo from its decoded pixels, upright: nothing but the pixels survives.
+ * Any other image (HEIC, GIF, TIFF…, or one the browser cannot redraw) goes as a file, with a
+ * note that its details were not removed; the content's signature decides, not the name. */
 async function strip(file: File): Promise<Stripped> {
-  if (!STRIPPABLE.has(file.type)) {
-    if (file.type.startsWith("image/")) {
-      return { data: file, mimetype: "application/octet-stream", note: __("This picture was sent as a file: the browser cannot remove its details (such as where it was taken).") };
-    }
+  const sniffed = sniffImage(new Uint8Array(await file.slice(0, 16).arrayBuffer()));
+  const asFile = (): Stripped => ({
+    data: file,
+    mimetype: sniffed ?? file.type,
+    note: __("This picture was sent as a file: the browser cannot remove its details (such as where it was taken)."),
+  });
+  if (sniffed === null && !file.type.startsWith("image/")) {
     return { data: file, mimetype: file.type || "application/octet-stream" };
   }
-  const bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
+  if (sniffed === null || !STRIPPABLE.has(sniffed)) return asFile();
+  let bitmap: ImageBitmap;
+  try {
+    bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
+  } catch {
+    return asFile(); // a signature the decoder does not take (damaged, or a variant it lacks)
+  }
+  const type = sniffed;
   const canvas = document.createElement("canvas");
   canvas.width = bitmap.width;
   canvas.height = bitmap.height;
   canvas.getContext("2d")!.drawImage(bitmap, 0, 0);
   bitmap.close();
-  const blob = await new Promise<Blob | null>((resolve) => canvas.toBlob(resolve, file.type, 0.92));
+  const blob = await new Promise<Blob | null>((resolve) => canvas.toBlob(resolve, type, 0.92));
   if (!blob) throw new Error("re-encoding failed");
   // The encoder adds a colour profile of its own: that goes too.
   let bytes: Uint8Array = new Uint8Array(await blob.arrayBuffer());
-  if (file.type === "image/jpeg") bytes = jpegImageOnly(bytes);
-  if (file.type === "image/png") bytes = pngImageOnly(bytes);
-  return { data: new Blob([bytes as Uint8Array<ArrayBuffer>], { type: file.type }), mimetype: file.type, w: canvas.width, h: canvas.height };
+  if (type === "image/jpeg") bytes = jpegImageOnly(bytes);
+  if (type === "image/png") bytes = pngImageOnly(bytes);
+  return { data: new Blob([bytes as Uint8Array<ArrayBuffer>], { type }), mimetype: type, w: canvas.width, h: canvas.height };
 }
 
 export class Attachments {
