@@ -45,6 +45,7 @@ require_once __DIR__ . '/includes/class-firm-bridge-rooms.php';
 require_once __DIR__ . '/includes/class-firm-bridge-portal.php';
 require_once __DIR__ . '/includes/class-firm-bridge-widget-assets.php';
 require_once __DIR__ . '/includes/class-firm-bridge-widget-rest.php';
+require_once __DIR__ . '/includes/class-firm-bridge-avatars.php';
 require_once __DIR__ . '/includes/class-firm-bridge-privacy.php';
 require_once __DIR__ . '/includes/class-firm-bridge-notices.php';
 
@@ -78,6 +79,7 @@ final class Firm_Bridge_Plugin {
 		Firm_Bridge_Portal::hooks();
 		Firm_Bridge_Widget_Assets::hooks();
 		Firm_Bridge_Widget_Rest::hooks();
+		Firm_Bridge_Avatars::hooks();
 		Firm_Bridge_Privacy::hooks();
 		Firm_Bridge_Notices::hooks();
 		if ( defined( 'WP_CLI' ) && WP_CLI ) {

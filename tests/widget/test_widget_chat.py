@@ -158,3 +158,46 @@ async def test_module_only_on_chat_pages(portal: Portal) -> None:
         assert r.status == 200 and "widget/dist/" not in other
     finally:
         await browser.close()
+
+
+async def test_toolbar_loads_nothing_from_other_origins(
+    portal: Portal, chromium_browser: Browser
+) -> None:
+    """With WordPress's toolbar shown to the logged-in client and avatars on (WordPress's
+    default), the chat page still loads nothing from another origin: the toolbar's avatar of
+    the person is the plugin's local picture, not Gravatar's (the md5 of their e-mail address)."""
+    site = portal.wp.site
+    await site.php(
+        f"update_user_meta({portal.client_wp}, 'show_admin_bar_front', 'true');"
+        " update_option('show_avatars', 1); return true;"
+    )
+    context = await chromium_browser.new_context()
+    try:
+        page, watch = await portal.open(context)
+        async with artifacts_on_failure(page, "widget-toolbar"):
+            await keep_recovery_key(page)
+            await expect(page.locator(".fc[data-state='ready']")).to_be_visible()
+            toolbar = page.locator("#wpadminbar")
+            await expect(toolbar).to_be_visible()
+            avatar = toolbar.locator("img.avatar").first
+            await expect(avatar).to_be_attached()
+            src = await avatar.get_attribute("src")
+            assert src == f"{site.url}/wp-content/plugins/firm-bridge/assets/avatar.svg", src
+            assert await avatar.evaluate("img => img.complete && img.naturalWidth > 0")
+            srcset = await avatar.get_attribute("srcset") or ""
+            assert "gravatar" not in srcset, srcset
+            # Anyone's avatar that belongs to an account (the partner's, by e-mail) is local too;
+            # an address with no account keeps WordPress's own (Gravatar) choice.
+            urls = await site.php(
+                f"$u = get_user_by('id', {portal.partner_wp});"
+                " return [get_avatar_url($u->user_email), get_avatar_url('nobody@example.org')];"
+            )
+            assert urls[0].endswith("/assets/avatar.svg") and "gravatar.com" in urls[1], urls
+            await assert_clean(watch)
+            assert any(u.endswith("/assets/avatar.svg") for u in watch.requests)
+    finally:
+        await context.close()
+        await site.php(
+            f"update_user_meta({portal.client_wp}, 'show_admin_bar_front', 'false');"
+            " update_option('show_avatars', 0); return true;"
+        )

@@ -383,7 +383,7 @@ export class ChatApp implements KeyUi {
         done,
       );
       // Escape does not close it: the key is shown only once, so it goes only once saved.
-      const close = modal(dialog, { fallback: () => this.root.querySelector<HTMLElement>(".fc-text, [data-room-id]") });
+      const close = modal(dialog, { fallback: () => this.root.querySelector<HTMLElement>(".fc-text") ?? this.root.querySelector<HTMLElement>("[data-room-id]") });
       done.addEventListener("click", () => {
         close();
         resolve();
