@@ -72,3 +72,18 @@ def test_build_is_reproducible(tmp_path: Path) -> None:
         SHIPPED, tmp_path / "a", [p.name for p in SHIPPED.iterdir()], shallow=False
     )
     assert not mismatch and not errors, mismatch + errors
+
+
+def test_dependencies_versions_and_licences() -> None:
+    """matrix-js-sdk is 43.x (42.4 fixed the one-time-key bug that broke new Olm sessions), its
+    Rust crypto is the wasm one, and no package the build locks is GPL-3 or AGPL (the plugin
+    is GPL-2.0-or-later): every licence is one of the permissive ones the README names."""
+    lock = json.loads((WIDGET / "package-lock.json").read_text())
+    packages = {k: v for k, v in lock["packages"].items() if k}
+    sdk = tuple(int(x) for x in packages["node_modules/matrix-js-sdk"]["version"].split("."))
+    assert sdk[0] == 43, sdk
+    assert "node_modules/@matrix-org/matrix-sdk-crypto-wasm" in packages
+    permissive = {"MIT", "Apache-2.0", "ISC", "BSD-2-Clause", "BSD-3-Clause", "0BSD"}
+    other = {name: p.get("license") for name, p in packages.items()}
+    other = {n: lic for n, lic in other.items() if lic not in permissive}
+    assert not other, other

@@ -61,7 +61,12 @@ async def test_conversation(portal: Portal, chromium_browser: Browser) -> None:
                 await attorney.send_text(room, f"history {i:02d}")
             await expect(timeline).to_contain_text("history 44")
 
-            # Unread: messages in the room not open count, per room and in total.
+            # Unread: messages in the room not open count, per room and in total (also told to
+            # the page as a `firm-chat:unread` event).
+            await page.evaluate(
+                "window.__unread = [];"
+                " addEventListener('firm-chat:unread', (e) => __unread.push(e.detail.total))"
+            )
             for i in range(3):
                 await attorney.send_text(room2, f"unread {i}")
             other = page.locator(".fc-room-button", has_text=wp.number(2))
@@ -72,6 +77,8 @@ async def test_conversation(portal: Portal, chromium_browser: Browser) -> None:
             await other.click()
             await expect(other.locator(".fc-badge")).to_have_count(0)
             await expect(page.locator(".firm-chat-unread")).to_be_hidden()
+            told = await page.evaluate("__unread")
+            assert 3 in told and told[-1] == 0, told
             await first.click()
 
             # A reply to the attorney's message carries the relation.

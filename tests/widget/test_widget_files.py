@@ -130,30 +130,69 @@ def heic_like(marker: bytes) -> bytes:
 async def test_heic_and_unknown_images_go_as_files_with_a_note(
     portal: Portal, chromium_browser: Browser, tmp_path: Path
 ) -> None:
-    """A HEIC (the browser cannot redraw it to drop its metadata) is sent as a file, bytes
-    intact, with the note; a HEIC under a .jpg name too, since the content's signature decides
-    (re-encoding it as a JPEG would have failed)."""
+    """A HEIC (the browser cannot redraw it to drop its metadata) chosen with the picker is sent
+    as a file, bytes intact, with the note and a progress bar; a HEIC named .jpg (so typed
+    image/jpeg) dropped on the room after switching rooms goes once, to the room on screen, the
+    same way: the content's signature decides (re-encoding it as a JPEG would have failed)."""
     heic = tmp_path / "IMG_0001.heic"
     heic.write_bytes(heic_like(f"heic-{secrets.token_hex(6)}".encode()))
     disguised = tmp_path / "scan.jpg"
     disguised.write_bytes(heic_like(f"disguised-{secrets.token_hex(6)}".encode()))
+    wp = portal.wp
+    second = await wp.site.create_matter(
+        "Second matter",
+        wp.number(2),
+        firm_matter_clients=[portal.client_wp],
+        firm_matter_responsible_partner=portal.partner_wp,
+    )
+    room2 = (await wp.wait_bridge("matter", second))["room_id"]
 
     context = await chromium_browser.new_context()
     try:
         page, watch = await portal.open(context)
         async with artifacts_on_failure(page, "widget-files-heic"):
             await keep_recovery_key(page)
+            await page.evaluate(
+                """() => { window.__progress = [];
+                new MutationObserver((records) => { for (const r of records) {
+                  for (const n of [r.target, ...r.addedNodes]) if (n instanceof HTMLProgressElement)
+                    window.__progress.push([n.getAttribute('aria-label'), n.value]); } })
+                .observe(document.querySelector('.fc'),
+                  {subtree: true, childList: true, attributes: true, attributeFilter: ['value']});
+                }"""
+            )
             upload = page.locator(".fc-upload")
-            picker = page.locator("input.fc-file-input")
+            await page.locator("input.fc-file-input").set_input_files(str(heic))
+            await expect(upload).to_contain_text("IMG_0001.heic sent.")
+            progress = await page.evaluate("window.__progress")
+            assert ["Sending IMG_0001.heic", 100] in progress, progress
+
+            # To the other room and back, then the drop (what a drag from the desktop gives).
+            first = page.get_by_role("button", name=portal.label)
+            await page.locator(".fc-room-button", has_text=wp.number(2)).click()
+            await expect(
+                page.get_by_role("heading", name=f"{wp.number(2)} · Second matter")
+            ).to_be_visible()
+            await first.click()
+            await expect(first).to_have_attribute("aria-current", "true")
+            dropped = await page.evaluate_handle(
+                """([name, b64]) => { const dt = new DataTransfer();
+                const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+                dt.items.add(new File([bytes], name, {type: 'image/jpeg'})); return dt; }""",
+                [disguised.name, base64.b64encode(disguised.read_bytes()).decode()],
+            )
+            await page.locator(".fc-pane").dispatch_event("drop", {"dataTransfer": dropped})
+            await expect(upload).to_contain_text("scan.jpg sent.")
+
             for file in (heic, disguised):
-                await picker.set_input_files(str(file))
-                await expect(upload).to_contain_text(f"{file.name} sent.")
                 assert await attorney_gets(portal, file.name) == file.read_bytes()
-                msg = next(m for m in portal.attorney.messages if m.body == file.name)
-                assert msg.content is not None
-                assert msg.content["msgtype"] == "m.file", msg.content["msgtype"]
-                assert msg.content["info"]["mimetype"] == "image/heic"
-                assert "w" not in msg.content["info"] and "thumbnail_file" not in msg.content
+                sent = [m for m in portal.attorney.messages if m.body == file.name]
+                assert [m.room_id for m in sent] == [portal.room_id], "once, to the open room"
+                content = sent[0].content
+                assert content is not None
+                assert content["msgtype"] == "m.file", content["msgtype"]
+                assert content["info"]["mimetype"] == "image/heic"
+                assert "w" not in content["info"] and "thumbnail_file" not in content
                 # The note follows each file, for the attorney and in the client's timeline.
                 await portal.attorney.wait_for_text(portal.room_id, NOTE, sender=portal.client_id)
 
@@ -161,6 +200,7 @@ async def test_heic_and_unknown_images_go_as_files_with_a_note(
             await expect(timeline.get_by_text(NOTE)).to_have_count(2)
             await expect(page.get_by_role("button", name="Download IMG_0001.heic")).to_be_visible()
             await expect(page.locator("img.fc-preview")).to_have_count(0)
+            assert not [m for m in portal.attorney.messages if m.room_id == room2]
             await assert_clean(watch)
     finally:
         await context.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
+from pathlib import Path
 
 import base58
 from browser import artifacts_on_failure
@@ -107,24 +108,70 @@ async def test_recovery_key_and_dehydrated_device(
         await second.close()
 
 
+def key_setup(portal: Portal) -> tuple[int, list[str]]:
+    """The client's key backup versions and account data types, from Synapse's database."""
+    conn = sqlite3.connect(f"file:{portal.wp.hs.server.db_path}?mode=ro", uri=True)
+    try:
+        backups = conn.execute(
+            "SELECT COUNT(*) FROM e2e_room_keys_versions WHERE user_id = ? AND deleted = 0",
+            (portal.client_id,),
+        ).fetchone()[0]
+        types = [
+            r[0]
+            for r in conn.execute(
+                "SELECT account_data_type FROM account_data WHERE user_id = ?",
+                (portal.client_id,),
+            )
+        ]
+        return int(backups), types
+    finally:
+        conn.close()
+
+
 async def test_recovery_key_dialog_by_keyboard(portal: Portal, chromium_browser: Browser) -> None:
-    """The recovery-key dialog is modal for the keyboard: focus starts in it, Tab and Shift+Tab
-    wrap (Continue joins the order once it is enabled), focus sent behind the overlay comes
-    back, Escape does not dismiss a key shown only once, and closing it gives focus back to the
-    chat (the message box: nothing had focus when the widget opened it)."""
-    context = await chromium_browser.new_context()
+    """First use, by keyboard: the recovery-key dialog is modal (focus starts in it, Tab and
+    Shift+Tab wrap, Continue joins the order once enabled, focus sent behind the overlay comes
+    back, Escape does not dismiss a key shown only once); Copy, Download and Print work from the
+    keyboard; closing it gives focus back to the chat (the message box: nothing had focus when
+    the widget opened it). Cross-signing, secret storage and key backup are then on the server,
+    and the browser keeps no access token."""
+    context = await chromium_browser.new_context(accept_downloads=True)
+    await context.grant_permissions(
+        ["clipboard-read", "clipboard-write"], origin=portal.wp.site.url
+    )
+    # Headless Chromium has no print dialog to open: the call is counted instead.
+    await context.add_init_script(
+        "window.print = () => { window.__printed = (window.__printed || 0) + 1; };"
+    )
     try:
         page, watch = await portal.open(context)
         async with artifacts_on_failure(page, "widget-keys-keyboard"):
             dialog = page.get_by_role("dialog", name="Your recovery key")
             await expect(dialog).to_be_visible(timeout=60_000)
+            key = (await dialog.locator("[data-recovery-key]").inner_text()).strip()
             copy = dialog.get_by_role("button", name="Copy")
             saved = dialog.get_by_label("I have saved my recovery key")
             done = dialog.get_by_role("button", name="Continue")
             await expect(copy).to_be_focused()
-            for name in ("Download", "Print"):
-                await page.keyboard.press("Tab")
-                await expect(dialog.get_by_role("button", name=name)).to_be_focused()
+            await page.keyboard.press("Enter")
+            assert await page.evaluate("navigator.clipboard.readText()") == key
+            await page.keyboard.press("Tab")
+            await expect(dialog.get_by_role("button", name="Download")).to_be_focused()
+            async with page.expect_download() as info:
+                await page.keyboard.press("Enter")
+            got = await (await info.value).path()
+            assert Path(got).read_text().strip() == key
+            await page.keyboard.press("Tab")
+            await expect(dialog.get_by_role("button", name="Print")).to_be_focused()
+            await page.keyboard.press("Enter")
+            assert await page.evaluate("window.__printed") == 1
+            # What the printer gets: the key, without the buttons or the rest of the page.
+            await page.emulate_media(media="print")
+            await expect(dialog.locator("[data-recovery-key]")).to_be_visible()
+            await expect(copy).to_be_hidden()
+            await expect(page.locator(".fc-footer")).to_be_hidden()
+            await page.emulate_media(media="screen")
+
             await page.keyboard.press("Tab")
             await expect(saved).to_be_focused()
             await expect(done).to_be_disabled()
@@ -154,6 +201,33 @@ async def test_recovery_key_dialog_by_keyboard(portal: Portal, chromium_browser:
             await page.keyboard.press("Enter")
             await expect(dialog).to_have_count(0)
             await expect(page.get_by_label("Message")).to_be_focused()
+
+            # The keys' set-up reached the server: the attorney sees the client's cross-signing
+            # keys; secret storage and a backup are in the client's account.
+            status, keys = await portal.wp.hs.as_request(
+                "POST",
+                "/_matrix/client/v3/keys/query",
+                {"device_keys": {portal.client_id: []}},
+                portal.partner_id,
+            )
+            assert status == 200, keys
+            assert portal.client_id in keys["master_keys"], keys
+            assert portal.client_id in keys["self_signing_keys"], keys
+
+            async def stored() -> bool:
+                backups, types = key_setup(portal)
+                return backups == 1 and {
+                    "m.secret_storage.default_key",
+                    "m.cross_signing.master",
+                    "m.megolm_backup.v1",
+                } <= set(types)
+
+            await eventually(stored, timeout=30)
+            # No access token in the browser's storage (a new one from WordPress each visit).
+            stores = await page.evaluate(
+                "JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage)])"
+            )
+            assert "syt_" not in stores and "access_token" not in stores, stores
             await assert_clean(watch)
     finally:
         await context.close()

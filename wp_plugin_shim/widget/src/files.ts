@@ -125,6 +125,27 @@ async function strip(file: File): Promise<Stripped> {
   return { data: new Blob([bytes as Uint8Array<ArrayBuffer>], { type }), mimetype: type, w: canvas.width, h: canvas.height };
 }
 
+/** Files dropped on `el` go to the room open at that moment (`target()`; null: none may be sent
+ * there, say a closed matter). One set of listeners for the pane's whole life: the pane stays
+ * while rooms change. */
+export function dropFiles(el: HTMLElement, target: () => Attachments | null): void {
+  el.addEventListener("dragover", (ev) => {
+    if (ev.dataTransfer?.types.includes("Files") && target()) {
+      ev.preventDefault();
+      el.classList.add("fc-dragging");
+    }
+  });
+  el.addEventListener("dragleave", () => el.classList.remove("fc-dragging"));
+  el.addEventListener("drop", (ev) => {
+    el.classList.remove("fc-dragging");
+    const file = ev.dataTransfer?.files?.[0];
+    const to = target();
+    if (!file || !to) return;
+    ev.preventDefault();
+    void to.send(file);
+  });
+}
+
 export class Attachments {
   readonly button: HTMLElement;
   readonly panel: HTMLElement;
@@ -162,23 +183,6 @@ export class Attachments {
     if (this.limit) {
       clear(this.panel, h("p", { class: "fc-hint" }, sprintf(__("Files up to %s. Photos are sent without their location and camera details."), sizeText(this.limit))));
     }
-  }
-
-  dropTarget(el: HTMLElement): void {
-    el.addEventListener("dragover", (ev) => {
-      if (ev.dataTransfer?.types.includes("Files")) {
-        ev.preventDefault();
-        el.classList.add("fc-dragging");
-      }
-    });
-    el.addEventListener("dragleave", () => el.classList.remove("fc-dragging"));
-    el.addEventListener("drop", (ev) => {
-      el.classList.remove("fc-dragging");
-      const file = ev.dataTransfer?.files?.[0];
-      if (!file) return;
-      ev.preventDefault();
-      void this.send(file);
-    });
   }
 
   private say(text: string, error = false): void {

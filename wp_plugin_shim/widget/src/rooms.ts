@@ -15,7 +15,7 @@ import { append, clear, h, linkified, uid } from "./dom";
 import { existingDirect, fetchContacts, newConversationForm, startDirect } from "./contacts";
 import { callEventShown, callLine } from "./callview";
 import { ExportButton } from "./export";
-import { Attachments } from "./files";
+import { Attachments, dropFiles } from "./files";
 import { __, _n, sprintf } from "./i18n";
 
 const MATTER_KEY = "org.firm.matter";
@@ -80,6 +80,7 @@ export class RoomsView {
     const navHeading = uid("fc-rooms");
     this.list = h("ul", { class: "fc-room-list" });
     this.pane = h("div", { class: "fc-pane" });
+    dropFiles(this.pane, () => (this.current && !this.closedShown && !this.choosing ? this.attachments : null));
     this.el = h(
       "div",
       { class: "fc-main" },
@@ -300,7 +301,6 @@ export class RoomsView {
       ev.preventDefault();
       void this.send(room);
     });
-    this.attachments.dropTarget(this.pane);
     return form;
   }
 
