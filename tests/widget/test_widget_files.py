@@ -161,6 +161,8 @@ async def test_heic_and_unknown_images_go_as_files_with_a_note(
                   {subtree: true, childList: true, attributes: true, attributeFilter: ['value']});
                 }"""
             )
+            first = page.get_by_role("button", name=portal.label)
+            await first.click()  # two rooms: none opens by itself
             upload = page.locator(".fc-upload")
             await page.locator("input.fc-file-input").set_input_files(str(heic))
             await expect(upload).to_contain_text("IMG_0001.heic sent.")
@@ -168,7 +170,6 @@ async def test_heic_and_unknown_images_go_as_files_with_a_note(
             assert ["Sending IMG_0001.heic", 100] in progress, progress
 
             # To the other room and back, then the drop (what a drag from the desktop gives).
-            first = page.get_by_role("button", name=portal.label)
             await page.locator(".fc-room-button", has_text=wp.number(2)).click()
             await expect(
                 page.get_by_role("heading", name=f"{wp.number(2)} · Second matter")
