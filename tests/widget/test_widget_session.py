@@ -3,6 +3,8 @@ departure shows that access ended within 5 seconds, with syncing stopped."""
 
 from __future__ import annotations
 
+import html
+import re
 import time
 
 from browser import artifacts_on_failure
@@ -95,3 +97,25 @@ async def test_departure_ends_access_within_5_seconds(
             await assert_clean(watch)
     finally:
         await context.close()
+
+
+async def test_logout_clears_a_shared_computer_without_a_chat_tab(portal: Portal) -> None:
+    """With no chat tab open to wipe itself, WordPress's logout answer tells the browser to
+    delete the site's storage (Clear-Site-Data) for a person who said "shared computer" (the
+    widget's cookie), and not for a personal computer."""
+    site = portal.wp.site
+    for shared, expected in ((True, '"storage"'), (False, None)):
+        session = await site.browser(portal.client_login, portal.client_password)
+        try:
+            if shared:
+                session.cookie_jar.update_cookies({"firm_chat_shared": "1"})
+            async with session.get(site.url + "/wp-login.php?action=logout") as r:
+                page = await r.text()
+            link = re.search(r'href="([^"]*action=logout[^"]*_wpnonce=[^"]*)"', page)
+            assert link, page[-1500:]
+            async with session.get(html.unescape(link.group(1)), allow_redirects=False) as r:
+                assert r.status == 302, r.status
+                assert "loggedout=true" in r.headers["Location"]
+                assert r.headers.get("Clear-Site-Data") == expected, (shared, dict(r.headers))
+        finally:
+            await session.close()
