@@ -10,7 +10,7 @@ from pathlib import Path
 
 from browser import artifacts_on_failure, axe_violations, describe_violations
 from dbscan import scan_sqlite
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Locator, Page, expect
 
 from .conftest import Portal, assert_clean, eventually, keep_recovery_key, wordpress_hits
 
@@ -201,3 +201,71 @@ async def test_toolbar_loads_nothing_from_other_origins(
             f"update_user_meta({portal.client_wp}, 'show_admin_bar_front', 'false');"
             " update_option('show_avatars', 0); return true;"
         )
+
+
+async def focused(page: Page) -> str:
+    """What has focus: its accessible text, for the test's messages."""
+    return await page.evaluate(
+        "() => { const el = document.activeElement;"
+        " return `${el.tagName} ${el.getAttribute('aria-label') || el.textContent}`.slice(0, 80); }"
+    )
+
+
+async def tab_to(page: Page, target: Locator, most: int = 25, back: bool = False) -> list[str]:
+    """Presses Tab (or Shift+Tab) until `target` has focus; returns what had focus on the way."""
+    seen: list[str] = []
+    for _ in range(most):
+        if await target.evaluate("el => el === document.activeElement"):
+            return seen
+        seen.append(await focused(page))
+        await page.keyboard.press("Shift+Tab" if back else "Tab")
+    raise AssertionError(f"not reached by the keyboard; focus went through {seen}")
+
+
+async def test_keyboard_only(portal: Portal, chromium_browser: Browser) -> None:
+    """Chat without a mouse: from the room list into the room, write and send with Enter, reach
+    the attorney's message's Reply by Tab and answer it; the order goes list, room, message box.
+    The keys are kept in IndexedDB under the person's own prefix."""
+    theirs = f"question-{secrets.token_hex(4)}"
+    context = await chromium_browser.new_context()
+    try:
+        page, watch = await portal.open(context)
+        async with artifacts_on_failure(page, "widget-keyboard"):
+            await keep_recovery_key(page)
+            room = page.get_by_role("button", name=portal.label)
+            await room.focus()
+            await page.keyboard.press("Enter")
+            await expect(room).to_have_attribute("aria-current", "true")
+            box = page.get_by_role("textbox", name="Message")
+            path = await tab_to(page, box)
+            assert any("New conversation" in p for p in path), path  # the list's end first
+            await page.keyboard.type("typed, not clicked")
+            await page.keyboard.press("Enter")
+            await portal.attorney.wait_for_text(portal.room_id, "typed, not clicked")
+            await expect(box).to_have_value("")
+            await expect(box).to_be_focused()
+
+            await portal.attorney.send_text(portal.room_id, theirs)
+            message = page.locator(".fc-msg", has_text=theirs)
+            await expect(message).to_be_visible()
+            await tab_to(page, message.get_by_role("button", name="Reply"), back=True)
+            await page.keyboard.press("Enter")
+            await expect(page.locator(".fc-context")).to_contain_text("Replying to")
+            await expect(box).to_be_focused()
+            await page.keyboard.type("answered by keyboard")
+            await page.keyboard.press("Enter")
+            await portal.attorney.wait_for_text(portal.room_id, "answered by keyboard")
+            reply = next(m for m in portal.attorney.messages if m.body == "answered by keyboard")
+            question = next(m for m in portal.attorney.messages if m.body == theirs)
+            assert reply.content is not None
+            assert reply.content["m.relates_to"]["m.in_reply_to"]["event_id"] == question.event_id
+
+            names = await page.evaluate(
+                "async () => (await indexedDB.databases()).map((d) => d.name)"
+            )
+            assert names and all(n.startswith(f"firm-chat:{portal.client_id}") for n in names), (
+                names
+            )
+            await assert_clean(watch)
+    finally:
+        await context.close()
