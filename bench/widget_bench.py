@@ -126,37 +126,92 @@ def debug_syncs(page: Any) -> None:
         page.on("response", lambda r: asyncio.ensure_future(show(r)))
 
 
+def path_class(url: str) -> str:
+    """A request's URL as a class: ids, versions and query strings dropped, so loads compare."""
+    path = url.split("?")[0].split("#")[0]
+    path = path.split("://", 1)[-1].split("/", 1)[-1]
+    if "/_matrix/" in "/" + path:
+        path = "_matrix/" + path.split("_matrix/", 1)[1]
+        parts = []
+        for part in path.split("/"):
+            if part.startswith(("%21", "!", "%40", "@", "%24", "$")) or len(part) > 24:
+                part = "{id}"
+            parts.append(part)
+        return "/".join(parts)
+    if "/widget/dist/" in "/" + path:
+        return (
+            "widget/dist/" + path.rsplit("/", 1)[-1].split("-")[0] + "." + path.rsplit(".", 1)[-1]
+        )
+    return "/" + path
+
+
 class Traffic:
-    """Bytes and requests as Chromium's network layer saw them (CDP)."""
+    """Bytes and requests as Chromium's network layer saw them (CDP), and each request's
+    URL class, status, bytes and whether the HTTP cache answered it."""
 
     def __init__(self, cdp: Any) -> None:
         self.bytes = 0
         self.requests: list[tuple[float, str]] = []
         self.by_url: dict[str, int] = {}
         self.preflights: list[tuple[float, str]] = []
+        self.entries: dict[str, dict[str, Any]] = {}
         self._urls: dict[str, str] = {}
         cdp.on("Network.requestWillBeSent", self._sent)
+        cdp.on("Network.requestServedFromCache", self._cached)
+        cdp.on("Network.responseReceived", self._response)
         cdp.on("Network.loadingFinished", self._done)
 
     def _sent(self, e: dict) -> None:
-        self._urls[e["requestId"]] = e["request"]["url"]
-        if e["request"].get("method") == "OPTIONS":
-            # A CORS preflight (the homeserver is another origin): counted apart.
-            self.preflights.append((time.monotonic(), e["request"]["url"]))
+        url, method = e["request"]["url"], e["request"].get("method", "GET")
+        if url.startswith("data:"):
             return
-        self.requests.append((time.monotonic(), e["request"]["url"]))
+        self._urls[e["requestId"]] = url
+        self.entries[e["requestId"]] = {
+            "method": method,
+            "path": path_class(url),
+            "bytes": 0,
+            "cache": "network",
+        }
+        if method == "OPTIONS":
+            # A CORS preflight (the homeserver is another origin): counted apart.
+            self.preflights.append((time.monotonic(), url))
+            return
+        self.requests.append((time.monotonic(), url))
+
+    def _cached(self, e: dict) -> None:
+        if e["requestId"] in self.entries:
+            self.entries[e["requestId"]]["cache"] = "memory or disk"
+
+    def _response(self, e: dict) -> None:
+        entry = self.entries.get(e["requestId"])
+        if entry is None:
+            return
+        r = e["response"]
+        entry["status"] = r.get("status")
+        if r.get("fromDiskCache"):
+            entry["cache"] = "disk"
+        elif r.get("fromPrefetchCache") or r.get("fromServiceWorker"):
+            entry["cache"] = "other"
+        elif r.get("status") == 304:
+            entry["cache"] = "revalidated"
+        cc = {k.lower(): v for k, v in (r.get("headers") or {}).items()}.get("cache-control")
+        if cc:
+            entry["cache_control"] = cc
 
     def _done(self, e: dict) -> None:
         n = int(e.get("encodedDataLength", 0))
         self.bytes += n
         url = self._urls.get(e["requestId"], "?").split("?")[0]
         self.by_url[url] = self.by_url.get(url, 0) + n
+        if e["requestId"] in self.entries:
+            self.entries[e["requestId"]]["bytes"] += n
 
     def reset(self) -> None:
         self.bytes = 0
         self.requests.clear()
         self.by_url.clear()
         self.preflights.clear()
+        self.entries.clear()
 
     def by_part(self, site: str, homeserver: str) -> dict[str, int]:
         """Bytes by who served them: the widget's files, the chat-session call, the homeserver,
@@ -172,6 +227,12 @@ class Traffic:
             elif url.startswith(site):
                 parts["wordpress_page"] += n
         return parts
+
+    def breakdown(self) -> list[dict[str, Any]]:
+        """Every request of the load, largest first: method, URL class, status, bytes over the
+        network (headers included) and who answered (network, disk cache, a 304)."""
+        rows = sorted(self.entries.values(), key=lambda r: -r["bytes"])
+        return [dict(r) for r in rows]
 
     def top(self, n: int = 8) -> dict[str, int]:
         big = sorted(self.by_url.items(), key=lambda kv: -kv[1])[:n]
@@ -201,6 +262,10 @@ async def load(context: Any, url: str, marker: str, hs: str) -> tuple[float, dic
     parts["total"] = traffic.bytes
     parts["requests"] = len(traffic.requests)
     parts["preflights"] = len(traffic.preflights)
+    parts["by_request"] = traffic.breakdown()
+    if os.environ.get("BENCH_VERBOSE"):
+        for row in parts["by_request"]:
+            log(f"    {row}")
     return shown - origin, parts, (page, cdp, traffic)
 
 
@@ -333,6 +398,10 @@ async def measure(args: argparse.Namespace, portal: Any, first: Any) -> dict:
     return result
 
 
+def summary(parts: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in parts.items() if k != "by_request"}
+
+
 def report(out: dict[str, Any]) -> str:
     lat, load, idle = out["latency_ms"], out["load"], out["idle"]
     rows = [
@@ -345,8 +414,13 @@ def report(out: dict[str, Any]) -> str:
         f" Python->widget {lat['ratio_p50_python_to_widget']}x",
         f"first decrypted message: cold {load['cold_ms_to_first_decrypted']} ms,"
         f" warm {load['warm_ms_to_first_decrypted']} ms",
-        f"bytes cold: {load['cold_bytes']}",
-        f"bytes warm: {load['warm_bytes']}",
+        f"bytes cold: {summary(load['cold_bytes'])}",
+        f"bytes warm: {summary(load['warm_bytes'])}",
+        "warm load by request (bytes over the network, who answered):",
+        *(
+            f"  {r['bytes']:>8} {r['cache']:<12} {r.get('status', '-')} {r['method']} {r['path']}"
+            for r in load["warm_bytes"]["by_request"]
+        ),
         f"idle: {idle['requests']} requests in {idle['seconds']} s = {idle['per_minute']}/min"
         f" {idle['paths']}, preflights {idle['preflights']}",
     ]

@@ -118,6 +118,37 @@ async def keep_recovery_key(page: Page) -> str:
     return key
 
 
+def sync_store_name(user_id: str) -> str:
+    """The IndexedDB database where matrix-js-sdk keeps the widget's sync state for a person."""
+    return f"matrix-js-sdk:firm-chat:{user_id}::sync"
+
+
+async def idb_dump(page: Page, name: str) -> str:
+    """Every record of every object store of an IndexedDB database, as JSON text ('' if the
+    database does not exist)."""
+    return await page.evaluate(
+        """async (name) => {
+          if (!(await indexedDB.databases()).some((d) => d.name === name)) return "";
+          const db = await new Promise((ok, fail) => {
+            const req = indexedDB.open(name);
+            req.onsuccess = () => ok(req.result);
+            req.onerror = () => fail(req.error);
+          });
+          const out = {};
+          for (const store of db.objectStoreNames) {
+            out[store] = await new Promise((ok, fail) => {
+              const req = db.transaction(store).objectStore(store).getAll();
+              req.onsuccess = () => ok(req.result);
+              req.onerror = () => fail(req.error);
+            });
+          }
+          db.close();
+          return JSON.stringify(out);
+        }""",
+        name,
+    )
+
+
 async def timeline_text(page: Page) -> str:
     return await page.locator(".fc-timeline").inner_text()
 

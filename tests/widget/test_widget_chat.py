@@ -12,7 +12,15 @@ from browser import artifacts_on_failure, axe_violations, describe_violations
 from dbscan import scan_sqlite
 from playwright.async_api import Browser, Locator, Page, expect
 
-from .conftest import Portal, assert_clean, eventually, keep_recovery_key, wordpress_hits
+from .conftest import (
+    Portal,
+    assert_clean,
+    eventually,
+    idb_dump,
+    keep_recovery_key,
+    sync_store_name,
+    wordpress_hits,
+)
 
 WIDGET_DIST = Path(__file__).resolve().parents[2] / "wp_plugin_shim" / "widget" / "dist"
 XSS_BODY = '<img src=x onerror="window.__xss=1"> <script>window.__xss=2</script>'
@@ -43,7 +51,7 @@ async def test_chat_both_ways_same_device_one_tab(
             assert got == marker_out
 
             # The attorney writes; the widget shows it decrypted.
-            await portal.attorney.send_text(portal.room_id, marker_in)
+            marker_in_id = await portal.attorney.send_text(portal.room_id, marker_in)
             await expect(page.locator(".fc-timeline")).to_contain_text(marker_in)
 
             # Other clients' HTML is text: nothing runs, no element is made from it; links
@@ -85,6 +93,19 @@ async def test_chat_both_ways_same_device_one_tab(
             assert await page.locator(".fc-dialog, .fc-unlock").count() == 0
             again = json.loads(await page.evaluate("localStorage.getItem('firm-chat')"))
             assert again["devices"][portal.client_id] == device
+
+            # The sync state kept for the next visit holds the messages as the homeserver
+            # delivered them, ciphertext: the attorney's message is there by its event id,
+            # neither text is.
+            store = sync_store_name(portal.client_id)
+
+            async def saved() -> bool:
+                return marker_in_id in await idb_dump(page, store)
+
+            await eventually(saved)
+            dump = await idb_dump(page, store)
+            assert '"m.room.encrypted"' in dump and '"ciphertext"' in dump
+            assert marker_in not in dump and marker_out not in dump
             devices = await portal.wp.hs.admin_get(
                 f"/_synapse/admin/v2/users/{portal.client_id}/devices"
             )

@@ -10,7 +10,7 @@ import time
 from browser import artifacts_on_failure
 from playwright.async_api import Browser, Page, expect
 
-from .conftest import Portal, answer_computer, assert_clean, keep_recovery_key
+from .conftest import Portal, answer_computer, assert_clean, keep_recovery_key, sync_store_name
 
 
 async def chat_databases(page: Page) -> list[str]:
@@ -29,7 +29,11 @@ async def test_shared_computer_leaves_nothing(portal: Portal, chromium_browser: 
         async with artifacts_on_failure(page, "widget-shared"):
             await keep_recovery_key(page)
             await expect(page.locator(".fc-footer")).to_contain_text("shared computer")
-            assert await chat_databases(page), "the keys live in IndexedDB while signed in"
+            # The keys (the crypto store's two databases) and the sync state live in IndexedDB
+            # while signed in; all of them go.
+            stores = set(await chat_databases(page))
+            assert sync_store_name(portal.client_id) in stores, stores
+            assert f"firm-chat:{portal.client_id}::matrix-sdk-crypto" in stores, stores
             before = await client_devices(portal)
             await page.get_by_role("button", name="Sign out of chat on this computer").click()
             await expect(page.locator(".fc-status")).to_contain_text("Nothing from the chat")
@@ -45,7 +49,7 @@ async def test_shared_computer_leaves_nothing(portal: Portal, chromium_browser: 
             unlock = page.locator(".fc-unlock")
             await expect(unlock).to_be_visible(timeout=60_000)
             await unlock.get_by_role("button", name="Not now").click()
-            assert await chat_databases(page)
+            assert sync_store_name(portal.client_id) in await chat_databases(page)
             other = await context.new_page()
             await other.goto(portal.wp.site.url + "/wp-login.php?action=logout")
             async with other.expect_navigation():

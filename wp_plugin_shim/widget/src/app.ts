@@ -20,7 +20,7 @@ import { clear, h, modal, uid } from "./dom";
 import { __, sprintf } from "./i18n";
 import { KeyKeeper, type KeyUi } from "./keys";
 import { RoomsView } from "./rooms";
-import { askSession, clientFor, login, SessionRefused } from "./session";
+import { askSession, clientFor, login, saveSyncState, SessionRefused } from "./session";
 import * as storage from "./storage";
 
 declare const __WASM_FILE__: string;
@@ -48,6 +48,7 @@ export class ChatApp implements KeyUi {
   private rooms: RoomsView | null = null;
   calls: CallView | null = null;
   private ended = false;
+  private onHidden: (() => void) | null = null;
 
   constructor(private readonly mount: HTMLElement) {
     this.matters = parseMatters(mount.dataset.matters);
@@ -143,7 +144,7 @@ export class ChatApp implements KeyUi {
       );
       const signedIn = await login(session);
       this.keys = new KeyKeeper(this);
-      const client = clientFor(signedIn, {
+      const client = await clientFor(signedIn, {
         getSecretStorageKey: this.keys.getSecretStorageKey,
         cacheSecretStorageKey: this.keys.cacheSecretStorageKey,
       });
@@ -206,6 +207,12 @@ export class ChatApp implements KeyUi {
 
   private watch(client: MatrixClient): void {
     client.on(HttpApiEvent.SessionLoggedOut, () => void this.accessLost());
+    // Leaving the page (or hiding it, the last sure moment on phones): the sync state is saved
+    // so the next visit continues from here.
+    this.onHidden = () => {
+      if (document.visibilityState === "hidden" && this.client === client) saveSyncState(client);
+    };
+    document.addEventListener("visibilitychange", this.onHidden);
     client.on(ClientEvent.Sync, (state, _prev, data) => {
       if (state === SyncState.Error && isAccessError(data?.error)) void this.accessLost();
     });
@@ -270,9 +277,13 @@ export class ChatApp implements KeyUi {
     this.rooms = null;
     this.calls?.stop();
     this.calls = null;
+    if (this.onHidden) document.removeEventListener("visibilitychange", this.onHidden);
+    this.onHidden = null;
     if (client) {
       client.stopClient();
       client.removeAllListeners();
+      // Closes the sync store's database (a sign-out deletes it next; a tab taking over opens it).
+      await client.store.destroy().catch(() => undefined);
     }
     this.release?.();
     this.release = null;

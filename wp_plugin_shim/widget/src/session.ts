@@ -1,6 +1,6 @@
 // Signing in: WordPress gives the person logged in a single-use m.login.token (POST with the
 // cookie and the REST nonce); the widget logs in with it on the device this browser already has.
-import { createClient, type MatrixClient, MemoryStore } from "matrix-js-sdk";
+import { createClient, IndexedDBStore, type MatrixClient, MemoryStore } from "matrix-js-sdk";
 import { __ } from "./i18n";
 import * as storage from "./storage";
 
@@ -100,15 +100,38 @@ export async function login(session: ChatSession): Promise<Login> {
 
 type Callbacks = NonNullable<Parameters<typeof createClient>[0]["cryptoCallbacks"]>;
 
-export function clientFor(login: Login, callbacks: Callbacks): MatrixClient {
-  return createClient({
+/** The client, its sync state kept in IndexedDB (one database per person, deleted with the
+ * crypto store), so a return visit syncs from where the last one stopped instead of starting
+ * over. The store keeps events as /sync delivered them: messages stay `m.room.encrypted`
+ * ciphertext (the SDK decrypts into a separate field it never writes back). No localStorage
+ * for it: that would hold filter ids and, for unsent messages, their plaintext. */
+export async function clientFor(login: Login, callbacks: Callbacks): Promise<MatrixClient> {
+  let store: IndexedDBStore | MemoryStore = new IndexedDBStore({
+    indexedDB: window.indexedDB,
+    dbName: storage.syncStoreName(login.userId),
+  });
+  const client = createClient({
     baseUrl: login.homeserver,
     userId: login.userId,
     deviceId: login.deviceId,
     accessToken: login.accessToken,
     timelineSupport: true,
-    // Sync state in memory only (the SDK's default also writes filter ids to localStorage).
-    store: new MemoryStore(),
+    store,
     cryptoCallbacks: callbacks,
   });
+  try {
+    await (store as IndexedDBStore).startup();
+  } catch (e) {
+    // IndexedDB refused (a private window, the disk full): in memory, one full sync per visit.
+    console.warn("firm-chat: sync store unavailable", (e as Error)?.name);
+    store = new MemoryStore();
+    client.store = store;
+  }
+  return client;
+}
+
+/** Saves the sync state now (the SDK writes it at most every five minutes), so the next visit
+ * starts from this one's last sync. */
+export function saveSyncState(client: MatrixClient): void {
+  void client.store.save(true).catch(() => undefined);
 }

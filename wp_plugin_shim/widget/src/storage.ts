@@ -1,8 +1,12 @@
 // What this browser keeps: the choice "own or shared computer", the chat device id per person
-// (so a reload or a new visit is the same device) and, in IndexedDB, the device's keys (the
-// Rust crypto store, one database per person). Nothing else: no access token is kept.
+// (so a reload or a new visit is the same device) and, in IndexedDB, one person's device keys
+// (the Rust crypto store) and sync state (matrix-js-sdk's IndexedDBStore: the last sync token
+// and the rooms as the homeserver sent them, messages still encrypted), so a return visit asks
+// the homeserver only for what is new. Nothing else: no access token is kept.
 const KEY = "firm-chat";
 const DB_PREFIX = "firm-chat:";
+// matrix-js-sdk prefixes the name its IndexedDBStore is given with this.
+const SDK_DB_PREFIX = "matrix-js-sdk:";
 
 export type Computer = "own" | "shared";
 
@@ -49,6 +53,16 @@ export function cryptoPrefix(userId: string): string {
   return DB_PREFIX + userId;
 }
 
+/** The sync store's name for matrix-js-sdk (its database: `matrix-js-sdk:` + this). */
+export function syncStoreName(userId: string): string {
+  return `${cryptoPrefix(userId)}::sync`;
+}
+
+/** Whether a database is one of the chat's: the crypto store's two, the sync store. */
+function isChatDatabase(name: string, prefix = DB_PREFIX): boolean {
+  return name.startsWith(prefix) || name.startsWith(SDK_DB_PREFIX + prefix);
+}
+
 /** Deletes a database; one still open (the crypto store closing) is waited for, 10 s at most. */
 async function deleteDatabase(name: string): Promise<void> {
   await new Promise<void>((resolve) => {
@@ -61,21 +75,22 @@ async function deleteDatabase(name: string): Promise<void> {
   });
 }
 
-/** Deletes one person's key store (a device the server no longer knows, or a sign-out). */
+/** Deletes one person's key and sync stores (a device the server no longer knows, or a
+ * sign-out). `::` follows the user id in every name, so @a:x does not match @a:x.y's stores. */
 export async function forgetPerson(userId: string): Promise<void> {
   const data = load();
   delete data.devices[userId];
   save(data);
-  const prefix = cryptoPrefix(userId);
+  const prefix = `${cryptoPrefix(userId)}::`;
   for (const db of await indexedDB.databases()) {
-    if (db.name?.startsWith(prefix)) await deleteDatabase(db.name);
+    if (db.name && isChatDatabase(db.name, prefix)) await deleteDatabase(db.name);
   }
 }
 
 /** Leaves nothing of the chat in this browser: every chat database and the saved choices. */
 export async function wipe(): Promise<void> {
   for (const db of await indexedDB.databases()) {
-    if (db.name?.startsWith(DB_PREFIX)) await deleteDatabase(db.name);
+    if (db.name && isChatDatabase(db.name)) await deleteDatabase(db.name);
   }
   for (const key of Object.keys(localStorage)) {
     if (key === KEY || key.startsWith("mxjssdk_")) localStorage.removeItem(key);
