@@ -239,6 +239,55 @@ class Traffic:
         return {url.rsplit("/", 2)[-1] or url: size for url, size in big}
 
 
+class Phases:
+    """Where a widget message's time goes, from Chromium's network events (CDP, wall-clock ms):
+    when each `PUT .../send/m.room.encrypted` left and was answered, when each `/sync` answer
+    finished arriving."""
+
+    def __init__(self, cdp: Any) -> None:
+        self.offset: float | None = None  # wall clock minus CDP's monotonic clock, seconds
+        self.sends: list[tuple[float, float]] = []
+        self.syncs: list[float] = []
+        self._open: dict[str, tuple[str, float]] = {}
+        cdp.on("Network.requestWillBeSent", self._sent)
+        cdp.on("Network.loadingFinished", self._done)
+
+    def _sent(self, e: dict) -> None:
+        self.offset = e["wallTime"] - e["timestamp"]
+        method, url = e["request"].get("method"), e["request"]["url"]
+        if method == "PUT" and "/send/m.room.encrypted/" in url:
+            self._open[e["requestId"]] = ("send", e["timestamp"])
+        elif method == "GET" and "/_matrix/client/v3/sync" in url:
+            self._open[e["requestId"]] = ("sync", e["timestamp"])
+
+    def _done(self, e: dict) -> None:
+        kind, start = self._open.pop(e["requestId"], ("", 0.0))
+        if not kind or self.offset is None:
+            return
+        end = (e["timestamp"] + self.offset) * 1000
+        if kind == "send":
+            self.sends.append(((start + self.offset) * 1000, end))
+        else:
+            self.syncs.append(end)
+
+    def outgoing(self, t0: float, t_held: float) -> dict[str, float] | None:
+        """A send started at t0 (page clock) and held decrypted by Python at t_held: encrypting
+        until the PUT left, the PUT's round trip, then the server and Python's sync and decrypt."""
+        sent = next(((a, b) for a, b in self.sends if a >= t0 - 1), None)
+        if sent is None:
+            return None
+        return {"encrypt": sent[0] - t0, "put": sent[1] - sent[0], "to_python": t_held - sent[1]}
+
+    def incoming(self, t0: float, shown: float) -> dict[str, float] | None:
+        """A Python send at t0 shown decrypted at `shown`: until the widget's /sync answer had
+        arrived (Python's encrypt and send, the server, the long poll's wake-up), then the
+        widget's decrypting and drawing."""
+        done = [t for t in self.syncs if t0 <= t <= shown]
+        if not done:
+            return None
+        return {"to_sync": done[-1] - t0, "decrypt_show": shown - done[-1]}
+
+
 async def load(context: Any, url: str, marker: str, hs: str) -> tuple[float, dict, Any]:
     """Opens the chat page; time from navigation start to `marker` decrypted on screen, and the
     bytes the load took (counted until then plus 2 s for what the page still fetches)."""
@@ -258,7 +307,9 @@ async def load(context: Any, url: str, marker: str, hs: str) -> tuple[float, dic
             f"  requests: {[(round(t - start, 2), u.split('?')[0][-50:]) for t, u in traffic.requests]}"
         )
     log(f"  {len(traffic.requests)} requests; largest: {traffic.top()}")
-    parts = traffic.by_part(url.split("/", 3)[0] + "//" + url.split("/", 3)[2], hs)
+    parts: dict[str, Any] = dict(
+        traffic.by_part(url.split("/", 3)[0] + "//" + url.split("/", 3)[2], hs)
+    )
     parts["total"] = traffic.bytes
     parts["requests"] = len(traffic.requests)
     parts["preflights"] = len(traffic.preflights)
@@ -322,17 +373,31 @@ async def measure(args: argparse.Namespace, portal: Any, first: Any) -> dict:
             await attorney.wait_for_text(room, f"warm-p-{i}")
             await plain.wait_for_text(room, f"warm-a-{i}")
         lat: dict[str, list[float]] = {k: [] for k in ("w2p", "p2w", "c2p", "p2c")}
+        cdp = await first.new_cdp_session(page)
+        await cdp.send("Network.enable")
+        phases = Phases(cdp)
+        parts: dict[str, list[float]] = {}
+
+        def add(split: dict[str, float] | None) -> None:
+            for k, v in (split or {}).items():
+                parts.setdefault(k, []).append(v)
+
         log(f"latency: {args.messages} messages each way, widget and baseline interleaved")
         for i in range(args.messages):
             tag = secrets.token_hex(4)
             # widget -> Python
             t0 = await page.evaluate(SEND, f"w{i}-{tag}")
             await attorney.wait_for_text(room, f"w{i}-{tag}")
-            lat["w2p"].append(time.time() * 1000 - t0)
+            held, sent_at = time.time() * 1000, t0
+            lat["w2p"].append(held - t0)
             # Python -> widget
             t0 = time.time() * 1000
             await attorney.send_text(room, f"a{i}-{tag}")
-            lat["p2w"].append(await arrival(page, f"a{i}-{tag}") - t0)
+            shown = await arrival(page, f"a{i}-{tag}")
+            lat["p2w"].append(shown - t0)
+            await asyncio.sleep(0.05)  # CDP's events for the above reach us
+            add(phases.outgoing(sent_at, held))
+            add(phases.incoming(t0, shown))
             await plain.wait_for_text(room, f"a{i}-{tag}")
             # Python (client's device) -> Python (attorney)
             t0 = time.time() * 1000
@@ -352,6 +417,10 @@ async def measure(args: argparse.Namespace, portal: Any, first: Any) -> dict:
         latency["ratio_p50_python_to_widget"] = round(
             latency["p2w"]["p50"] / latency["p2c"]["p50"], 2
         )
+        # Medians of each phase (ms), the widget's side of both directions.
+        latency["phases_p50"] = {k: round(statistics.median(v), 1) for k, v in parts.items()}
+        latency["phases_n"] = {k: len(v) for k, v in parts.items()}
+        await cdp.detach()
         result["latency_ms"] = latency
     finally:
         await plain.stop()
@@ -412,6 +481,7 @@ def report(out: dict[str, Any]) -> str:
         f"  Python -> Python   {lat['p2c']['p50']} / {lat['p2c']['p95']} (attorney to client's device)",
         f"  ratio p50: widget->Python {lat['ratio_p50_widget_to_python']}x,"
         f" Python->widget {lat['ratio_p50_python_to_widget']}x",
+        f"  widget's phases, p50 ms: {lat.get('phases_p50')} (n {lat.get('phases_n')})",
         f"first decrypted message: cold {load['cold_ms_to_first_decrypted']} ms,"
         f" warm {load['warm_ms_to_first_decrypted']} ms",
         f"bytes cold: {summary(load['cold_bytes'])}",

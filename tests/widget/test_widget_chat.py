@@ -27,6 +27,11 @@ XSS_BODY = '<img src=x onerror="window.__xss=1"> <script>window.__xss=2</script>
 XSS_HTML = '<script>window.__xss=3</script><img src=x onerror="window.__xss=4"><b>bold</b>'
 
 
+async def dehydrated_devices(portal: Portal) -> set[str]:
+    data = await portal.wp.hs.admin_get(f"/_synapse/admin/v2/users/{portal.client_id}/devices")
+    return {d["device_id"] for d in data["devices"] if d.get("dehydrated")}
+
+
 async def test_chat_both_ways_same_device_one_tab(
     portal: Portal, chromium_browser: Browser
 ) -> None:
@@ -43,6 +48,8 @@ async def test_chat_both_ways_same_device_one_tab(
             device = json.loads(await page.evaluate("localStorage.getItem('firm-chat')"))[
                 "devices"
             ][portal.client_id]
+            dehydrated = await dehydrated_devices(portal)
+            assert len(dehydrated) == 1, dehydrated
 
             # The client writes; the attorney's device decrypts it.
             await page.get_by_label("Message").fill(marker_out)
@@ -120,6 +127,9 @@ async def test_chat_both_ways_same_device_one_tab(
             await expect(page.locator(".fc-status")).to_contain_text("opened in another tab")
             await expect(second.locator(".fc-timeline")).to_contain_text(marker_in)
             await second.close()
+            # Return visits within the week keep the dehydrated device first use made (a new one
+            # each page load made every sender fetch the client's keys again).
+            assert await dehydrated_devices(portal) == dehydrated
 
             await assert_clean(watch)
     finally:

@@ -15,6 +15,31 @@ if ( preg_match( '#/widget/dist/[A-Za-z0-9_-]+\.(js|css|wasm)$#', $path, $m ) &&
 	readfile( $root . $path );
 	return true;
 }
+// WordPress's own static files (core, themes, plugins), as the README's nginx lines serve them:
+// a month's cache, since WordPress puts the version in every URL it enqueues (?ver=). PHP's
+// server alone sends no Cache-Control, Last-Modified or ETag, so a browser fetches them again on
+// every page; any real web server at least lets them be revalidated.
+$static = array(
+	'js'    => 'text/javascript',
+	'css'   => 'text/css',
+	'svg'   => 'image/svg+xml',
+	'png'   => 'image/png',
+	'jpg'   => 'image/jpeg',
+	'jpeg'  => 'image/jpeg',
+	'gif'   => 'image/gif',
+	'webp'  => 'image/webp',
+	'ico'   => 'image/x-icon',
+	'woff'  => 'font/woff',
+	'woff2' => 'font/woff2',
+);
+if ( preg_match( '#^/wp-(includes|content/(themes|plugins))/.+\.([a-z0-9]+)$#', $path, $m )
+	&& isset( $static[ $m[3] ] ) && is_file( $root . $path ) ) {
+	header( 'Content-Type: ' . $static[ $m[3] ] );
+	header( 'Cache-Control: public, max-age=2592000' );
+	header( 'Content-Length: ' . filesize( $root . $path ) );
+	readfile( $root . $path );
+	return true;
+}
 if ( '/' !== $path && file_exists( $root . $path ) ) {
 	return false;
 }

@@ -4,6 +4,11 @@
 import type { MatrixClient } from "matrix-js-sdk";
 import { decodeRecoveryKey } from "matrix-js-sdk/lib/crypto-api";
 import { __ } from "./i18n";
+import * as storage from "./storage";
+
+// matrix-js-sdk makes a new dehydrated device this often while a page stays open; a new visit
+// within that time keeps the one it has (each new one makes every sender fetch its keys again).
+const DEHYDRATION_INTERVAL_MS = 7 * 24 * 3600 * 1000;
 
 export class WrongKey extends Error {}
 
@@ -44,26 +49,45 @@ export class KeyKeeper {
     const crypto = client.getCrypto();
     if (!crypto) throw new Error("no crypto");
     const userId = client.getSafeUserId();
+    // A return visit on a device that holds every key: nothing to ask the server (asking if
+    // the account has cross-signing keys downloads its own device keys on every page load).
+    if (await this.holdsAllKeys(client)) {
+      await this.resume(client);
+      return;
+    }
     // Set-up runs once per person: an account that already has keys is only unlocked.
     const hasKeys = await crypto.userHasCrossSigningKeys(userId, true);
     if (!hasKeys && !(await crypto.getKeyBackupInfo())) {
       await this.firstUse(client);
       return;
     }
-    const status = await crypto.getCrossSigningStatus();
-    const local = status.privateKeysCachedLocally;
-    const haveAll =
-      local.masterKey &&
-      local.selfSigningKey &&
-      local.userSigningKey &&
-      (await crypto.getSessionBackupPrivateKey()) !== null;
-    if (haveAll) {
-      await crypto.checkKeyBackupAndEnable();
-      await this.dehydrate(client, { onlyIfKeyCached: true, rehydrate: false });
-      this.ready = true;
+    if (await this.holdsAllKeys(client)) {
+      await this.resume(client);
       return;
     }
     await this.askUntilUnlocked();
+  }
+
+  /** This device holds the cross-signing private keys and the backup's key (set up or unlocked
+   * here before), all in the local crypto store. */
+  private async holdsAllKeys(client: MatrixClient): Promise<boolean> {
+    const crypto = client.getCrypto()!;
+    const local = (await crypto.getCrossSigningStatus()).privateKeysCachedLocally;
+    return (
+      local.masterKey &&
+      local.selfSigningKey &&
+      local.userSigningKey &&
+      (await crypto.getSessionBackupPrivateKey()) !== null
+    );
+  }
+
+  private async resume(client: MatrixClient): Promise<void> {
+    await client.getCrypto()!.checkKeyBackupAndEnable();
+    const last = storage.dehydratedAt(client.getSafeUserId()) ?? 0;
+    if (Date.now() - last > DEHYDRATION_INTERVAL_MS) {
+      await this.dehydrate(client, { onlyIfKeyCached: true, rehydrate: false });
+    }
+    this.ready = true;
   }
 
   /** Asks for the recovery key until it is right or the person says not now. */
@@ -138,7 +162,10 @@ export class KeyKeeper {
   ): Promise<void> {
     const crypto = client.getCrypto()!;
     try {
-      if (await crypto.isDehydrationSupported()) await crypto.startDehydration(opts);
+      if (await crypto.isDehydrationSupported()) {
+        await crypto.startDehydration(opts);
+        storage.setDehydrated(client.getSafeUserId(), Date.now());
+      }
     } catch (e) {
       // Without it the backup still holds what this browser received.
       console.warn("firm-chat: device dehydration unavailable", (e as Error).name);

@@ -13,13 +13,15 @@ export type Computer = "own" | "shared";
 interface Saved {
   computer?: Computer;
   devices: Record<string, string>;
+  /** When this browser last made each person's dehydrated device (ms since the epoch). */
+  dehydrated?: Record<string, number>;
 }
 
 function load(): Saved {
   try {
     const raw = localStorage.getItem(KEY);
     const data = raw ? (JSON.parse(raw) as Partial<Saved>) : {};
-    return { computer: data.computer, devices: data.devices ?? {} };
+    return { computer: data.computer, devices: data.devices ?? {}, dehydrated: data.dehydrated };
   } catch {
     return { devices: {} };
   }
@@ -46,6 +48,16 @@ export function deviceFor(userId: string): string | undefined {
 export function setDevice(userId: string, deviceId: string): void {
   const data = load();
   data.devices[userId] = deviceId;
+  save(data);
+}
+
+export function dehydratedAt(userId: string): number | undefined {
+  return load().dehydrated?.[userId];
+}
+
+export function setDehydrated(userId: string, when: number): void {
+  const data = load();
+  data.dehydrated = { ...data.dehydrated, [userId]: when };
   save(data);
 }
 
@@ -80,6 +92,7 @@ async function deleteDatabase(name: string): Promise<void> {
 export async function forgetPerson(userId: string): Promise<void> {
   const data = load();
   delete data.devices[userId];
+  delete data.dehydrated?.[userId];
   save(data);
   const prefix = `${cryptoPrefix(userId)}::`;
   for (const db of await indexedDB.databases()) {
