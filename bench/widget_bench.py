@@ -16,8 +16,11 @@ Olm/Megolm); the client uses the widget in Chromium. Measures:
 - bytes over the network for those two loads (Chromium's encoded lengths, headers included);
 - requests per minute while the page sits open and idle.
 
-The widget's files are served as the README's nginx lines serve them (a year's cache, by the
-tests' router for PHP's server). Figures go to bench/results/widget-*.json and stdout.
+The tests' router for PHP's server serves files as the README's nginx lines do: the widget's
+hashed files kept a year, WordPress's own static files (their URLs carry ?ver=) a month, and
+pages gzipped as Debian's stock nginx does (text/html only, level 1; FIRM_WP_GZIP_HTML, set
+here). JSON from WordPress and the homeserver is not compressed. Figures go to
+bench/results/widget-*.json and stdout.
 """
 
 from __future__ import annotations
@@ -322,6 +325,7 @@ async def load(context: Any, url: str, marker: str, hs: str) -> tuple[float, dic
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="bench-widget-"))
+    os.environ["FIRM_WP_GZIP_HTML"] = "1"  # read by the tests' router in the PHP server
     out: dict[str, Any] = {"machine": machine_info(), "messages": args.messages}
     (work / "synapse").mkdir()
     with running_homeserver(work / "synapse") as hs:

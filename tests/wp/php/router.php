@@ -43,6 +43,37 @@ if ( preg_match( '#^/wp-(includes|content/(themes|plugins))/.+\.([a-z0-9]+)$#', 
 if ( '/' !== $path && file_exists( $root . $path ) ) {
 	return false;
 }
+// FIRM_WP_GZIP_HTML=1 (the widget benchmark): pages gzipped as Debian's stock nginx does
+// (`gzip on;` with its default types and level: text/html only, level 1), so the benchmark's
+// bytes are what a browser receives from a default nginx. The tests see PHP's plain output.
+if ( '1' === getenv( 'FIRM_WP_GZIP_HTML' )
+	&& false !== strpos( (string) ( $_SERVER['HTTP_ACCEPT_ENCODING'] ?? '' ), 'gzip' ) ) {
+	ob_start(
+		static function ( string $chunk, int $phase ) {
+			static $gzip = null; // the deflate context once the page is known to be HTML
+			if ( null === $gzip ) {
+				$type = 'Content-Type: text/html'; // PHP's default when none was set
+				foreach ( headers_list() as $h ) {
+					if ( 0 === stripos( $h, 'Content-Type:' ) ) {
+						$type = $h;
+					}
+				}
+				$gzip = false;
+				if ( 0 === stripos( $type, 'Content-Type: text/html' ) && ! headers_sent() ) {
+					header( 'Content-Encoding: gzip' );
+					header( 'Vary: Accept-Encoding' );
+					header_remove( 'Content-Length' );
+					$gzip = deflate_init( ZLIB_ENCODING_GZIP, array( 'level' => 1 ) );
+				}
+			}
+			if ( false === $gzip ) {
+				return $chunk;
+			}
+			$final = (bool) ( $phase & PHP_OUTPUT_HANDLER_FINAL );
+			return (string) deflate_add( $gzip, $chunk, $final ? ZLIB_FINISH : ZLIB_SYNC_FLUSH );
+		}
+	);
+}
 $_SERVER['SCRIPT_NAME']     = '/index.php';
 $_SERVER['SCRIPT_FILENAME'] = $root . '/index.php';
 $_SERVER['PHP_SELF']        = '/index.php';
