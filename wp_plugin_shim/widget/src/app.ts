@@ -138,6 +138,9 @@ export class ChatApp implements KeyUi {
     try {
       if (!storage.computer()) await this.askComputer();
       this.setStatus(__("Signing in to secure chat…"));
+      // The crypto wasm compiles while WordPress and the homeserver answer (it needs neither).
+      const wasm = initAsync(new URL(`./${__WASM_FILE__}`, import.meta.url));
+      wasm.catch(() => undefined); // its failure is thrown where it is awaited, below
       const session = await askSession(
         this.mount.dataset.sessionUrl ?? "",
         this.mount.dataset.restNonce ?? "",
@@ -150,7 +153,7 @@ export class ChatApp implements KeyUi {
       });
       this.client = client;
       this.watch(client);
-      await initAsync(new URL(`./${__WASM_FILE__}`, import.meta.url));
+      await wasm;
       await client.initRustCrypto({ cryptoDatabasePrefix: storage.cryptoPrefix(signedIn.userId) });
       // Synapse keeps each /sync answer for two minutes, keyed by the request (the SDK's cache
       // buster is not part of the key): a reload on this device within that time would get the
