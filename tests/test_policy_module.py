@@ -215,6 +215,17 @@ async def run_case(firm: Firm, c: Case, room_of: dict[int, str], foreign: str) -
     return outcomes
 
 
+async def run_cases(firm: Firm, room_of: dict[int, str], foreign: str) -> list[list[tuple[str, bool, bool]]]:
+    """Every case, a few at a time: all at once queue past the request timeout on a busy machine."""
+    gate = asyncio.Semaphore(6)
+
+    async def one(c: Case) -> list[tuple[str, bool, bool]]:
+        async with gate:
+            return await run_case(firm, c, room_of, foreign)
+
+    return await asyncio.gather(*(one(c) for c in CASES))
+
+
 async def test_role_table_exhaustively(table_firm: Firm) -> None:
     firm = table_firm
     room_of = {}
@@ -223,7 +234,7 @@ async def test_role_table_exhaustively(table_firm: Firm) -> None:
             _, data = await firm.api.get_matter(firm.pid(c.n * 10 + 5))
             room_of[c.n] = data["room_id"]
     _, foreign = await firm.api.get_matter(firm.pid(8))
-    results = await asyncio.gather(*(run_case(firm, c, room_of, foreign["room_id"]) for c in CASES))
+    results = await run_cases(firm, room_of, foreign["room_id"])
     wrong = [
         f"{c!r} {action}: got {'allowed' if got else 'refused'}, table says {'allowed' if want else 'refused'}"
         for c, outcomes in zip(CASES, results, strict=True)

@@ -15,7 +15,7 @@ import secrets
 import signal
 from typing import Any
 
-from test_policy_module import CASES, build_table, run_case
+from test_policy_module import CASES, build_table, run_cases
 
 from bridge.core.constants import MINT_PATH
 from bridge.devtools.topology import Topology
@@ -108,9 +108,7 @@ async def test_role_table_through_each_worker(wfirm: WorkersFirm) -> None:
     for name in wfirm.topology.deciding:
         via = copy.copy(wfirm)
         via.hs = wfirm.at(name)
-        results = await asyncio.gather(
-            *(run_case(via, c, room_of, foreign["room_id"]) for c in CASES)
-        )
+        results = await run_cases(via, room_of, foreign["room_id"])
         for c, outcomes in zip(CASES, results, strict=True):
             for action, got, want in outcomes:
                 tried += 1
