@@ -17,10 +17,22 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import ROOT, SECRET, Firm, Homeserver, make_config, running_bridge, start_bridge
+from conftest import (
+    MODULE_SECRET,
+    REQUEST_TIMEOUT,
+    ROOT,
+    SECRET,
+    Firm,
+    Homeserver,
+    make_config,
+    running_bridge,
+    start_bridge,
+)
 from ruamel.yaml import YAML
 from test_reconciler import eventually
 
+from bridge.core.constants import HELD_PATH
+from bridge.db import store
 from bridge.devtools.client import ProvisioningClient
 
 POLICY = YAML(typ="safe").load((ROOT / "config" / "policy.yaml").read_text())
@@ -354,7 +366,10 @@ async def test_invited_by_hand_but_unassigned_cannot_join(firm: Firm) -> None:
     assert zed not in await firm.hs.joined(room)
 
 
-async def test_assignment_change_takes_effect_within_five_seconds(firm: Firm) -> None:
+async def test_assignment_change_is_in_force_once_the_module_holds_its_generation(firm: Firm) -> None:
+    # How soon is a benchmark's figure (bench/load_state.py), not this test's: here, the order.
+    # Refused before; allowed at once, with no retry, by a module that holds the generation the
+    # change made; a module that never reads it fails the (generous) bounded wait.
     await small_matter(firm)
     ann, zed = who(firm, "ann"), who(firm, "zed")
 
@@ -365,11 +380,32 @@ async def test_assignment_change_takes_effect_within_five_seconds(firm: Firm) ->
         return status
 
     assert await dm() == 403
+    before = await bridge_generation(firm)
     await firm.matter(11, clients=[5], responsible_partner=1, associates=[2])
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    await eventually(lambda: _is(dm, 200), timeout=5, interval=0.25)
-    assert loop.time() - start <= 5
+    # The new matter's PUT is the change (its room, made later by the reconciler, is another).
+    changed = await bridge_generation(firm)
+    assert changed > before
+
+    async def holds_it() -> bool:
+        return await held_generation(firm.hs) >= changed
+
+    await eventually(holds_it, timeout=60, interval=0.1)
+    assert await dm() == 200
+
+
+async def bridge_generation(firm: Firm) -> int:
+    async with firm.bridge.db.acquire() as conn:  # type: ignore[var-annotated]
+        return int(await store.generation(conn))
+
+
+async def held_generation(hs: Homeserver) -> int:
+    """The generation of the firm's state the module holds, without making it read."""
+    async with (
+        aiohttp.ClientSession(timeout=REQUEST_TIMEOUT) as s,
+        s.get(hs.url + HELD_PATH, headers={"Authorization": f"Bearer {MODULE_SECRET}"}) as r,
+    ):
+        assert r.status == 200, (r.status, await r.text())
+        return int((await r.json())["generation"] or 0)
 
 
 async def _is(call: Any, value: int) -> bool:
@@ -521,7 +557,7 @@ async def test_policy_sent_from_wordpress(firm: Firm) -> None:
         )
         return status
 
-    await eventually(lambda: _is(client_dm, 403), timeout=5, interval=0.25)
+    await eventually(lambda: _is(client_dm, 403), timeout=60, interval=0.25)
     # Kept across a restart of the bridge.
     status, again = await firm.api.request("GET", "/_firm/v1/policy")
     assert again["policy"]["roles"]["partner"]["power_level"] == 60

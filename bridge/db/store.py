@@ -246,6 +246,9 @@ async def insert_matter(conn: Connection, matter: Matter) -> None:
         matter.alias_localpart,
         time.time(),
     )
+    # Its assignments are in the module's snapshot from now on (who may talk with whom), not
+    # only once the reconciler has made its room.
+    await bump_generation(conn)
 
 
 async def update_matter(conn: Connection, matter: Matter) -> None:
