@@ -121,18 +121,26 @@ async def run_one(kind: str, args: argparse.Namespace, work: Path) -> dict[str, 
         nginx_connections=1024 + 8 * args.clients,
         bridge={"logging.level": args.bridge_log_level},
     )
+    phases: dict[str, float] = {}
+    began = time.monotonic()
     await topo.start()
+    phases["start_s"] = round(time.monotonic() - began, 1)
     try:
+        began = time.monotonic()
         firm, closed = await provision(topo, args.clients, args.matters, args.seed)
+        phases["provision_s"] = round(time.monotonic() - began, 1)
         domain = topo.server_name
         people = [Person(f"@{p.login}:{domain}") for p in firm.people]
         clients = Clients(topo.clients_url, people)
         try:
             as_token = reg.load(topo.reg_path).as_token
+            began = time.monotonic()
             await clients.login_all(topo.homeserver_url, as_token)
+            phases["logins_s"] = round(time.monotonic() - began, 1)
             began = time.monotonic()
             await clients.initial_syncs()
-            log(f"  initial syncs of {len(people)} clients in {time.monotonic() - began:.0f} s")
+            phases["initial_syncs_s"] = round(time.monotonic() - began, 1)
+            log(f"  initial syncs of {len(people)} clients in {phases['initial_syncs_s']:.0f} s")
             members: dict[str, list[Person]] = {}
             for p in people:
                 for room in p.rooms:
@@ -147,6 +155,7 @@ async def run_one(kind: str, args: argparse.Namespace, work: Path) -> dict[str, 
             await clients.close()
         result["rooms_with_messages"] = len(members)
         result["people"] = len(people)
+        result["phases"] = phases
         return result
     finally:
         await topo.stop()
@@ -160,13 +169,15 @@ async def measure(
     me = {"load generator": os.getpid()}
     before = cpu_of(pids | pg | me)
     busy_before = machine_busy()
+    load_before = [round(x, 2) for x in os.getloadavg()]
     d = clients.deliveries
     d.measuring = True
     began = time.monotonic()
     log(f"  measuring: {args.rate} messages/s for {args.duration:.0f} s")
     sent = await clients.send_at_rate(args.rate, args.duration, members)
+    sending = time.monotonic() - began
     # The last messages reach their syncs (bounded: a lost delivery shows as fewer deliveries).
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + args.drain
     while len(d.latencies) < d.expected and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
     wall = time.monotonic() - began
@@ -179,8 +190,11 @@ async def measure(
     ours = sum(cpu.values())
     per_process = {k: v for k, v in cpu.items() if not k.startswith("pg")}
     per_process["postgres (this run's backends)"] = round(postgres, 2)
+    lat = sorted(d.latencies)
     return {
         "wall_s": round(wall, 1),
+        "sending_s": round(sending, 1),
+        "loadavg_window": [load_before, [round(x, 2) for x in os.getloadavg()]],
         "messages_sent": sent,
         "send_errors": d.send_errors,
         "sync_errors": d.sync_errors,
@@ -188,6 +202,16 @@ async def measure(
         "syncs_answered": d.syncs,
         "deliveries": len(d.latencies),
         "deliveries_expected": d.expected,
+        "deliveries_missing": d.expected - len(d.latencies),
+        # Late deliveries stop counting at the window's end: with some missing, the delivered
+        # ones' percentiles flatter; this one counts every missing delivery as the slowest.
+        "delivery_p95_ms_missing_as_slowest": (
+            None
+            if not d.expected
+            else "missing"
+            if int(0.95 * d.expected) >= len(lat)
+            else round(lat[int(0.95 * d.expected)] * 1000, 1)
+        ),
         "delivery_latency": percentiles_ms(d.latencies),
         "send_latency": percentiles_ms(d.send_latencies),
         "cpu_s": per_process,
@@ -208,6 +232,11 @@ def table(results: dict[str, dict[str, Any]]) -> str:
             f" (of {r['deliveries_expected']}), p50 {lat.get('p50_ms')} ms,"
             f" p95 {lat.get('p95_ms')} ms; bridge/Synapse CPU {r['bridge_over_synapse_cpu']}"
         )
+        if r["send_errors"] or r["deliveries_missing"]:
+            lines.append(
+                f"         send errors {r['send_errors']}, deliveries missing"
+                f" {r['deliveries_missing']}: {r['errors']}"
+            )
         shares = ", ".join(f"{k} {v:.0%}" for k, v in r["cpu_share_of_one_core"].items())
         lines.append(f"         CPU (share of one core): {shares}")
         lines.append(
@@ -255,6 +284,12 @@ def main() -> int:
     p.add_argument("--rate", type=float, default=20, help="encrypted messages a second")
     p.add_argument("--duration", type=float, default=300, help="seconds measured")
     p.add_argument("--settle", type=float, default=10, help="seconds of idle syncing first")
+    p.add_argument(
+        "--drain",
+        type=float,
+        default=15,
+        help="seconds after the last send for the last deliveries (then missing ones count)",
+    )
     p.add_argument(
         "--topology",
         nargs="+",

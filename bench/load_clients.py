@@ -182,7 +182,12 @@ class Clients:
             n += 1
         del elapsed
         if tasks:
-            await asyncio.wait(tasks, timeout=60)
+            # Bounded: a send still unanswered a minute after the last one is counted as failed.
+            _, pending = await asyncio.wait(tasks, timeout=60)
+            for task in pending:
+                task.cancel()
+                self.deliveries.send_errors += 1
+                self.deliveries.error("send unanswered after the window")
         return n
 
     async def _send(self, sender: Person, room: str, key: str, others: int) -> None:
