@@ -202,6 +202,7 @@ async def measure(
         "syncs_answered": d.syncs,
         "deliveries": len(d.latencies),
         "deliveries_expected": d.expected,
+        "deliveries_expected_of_acknowledged_sends": d.expected_of_acknowledged,
         "deliveries_missing": d.expected - len(d.latencies),
         # Late deliveries stop counting at the window's end: with some missing, the delivered
         # ones' percentiles flatter; this one counts every missing delivery as the slowest.

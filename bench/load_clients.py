@@ -64,7 +64,11 @@ class Deliveries:
     sent_at: dict[str, float] = field(default_factory=dict)
     sender_of: dict[str, str] = field(default_factory=dict)
     latencies: list[float] = field(default_factory=list)
-    expected: int = 0  # deliveries the messages sent should make (other members of the room)
+    # Deliveries every message tried should make (the other members of its room): a send that
+    # timed out at the client may still have been stored, and then reach the others.
+    expected: int = 0
+    expected_of_acknowledged: int = 0  # the same for the sends the server answered 200
+    delivered: set[tuple[str, str]] = field(default_factory=set)  # (message, person): once each
     send_latencies: list[float] = field(default_factory=list)
     send_errors: int = 0
     sync_errors: int = 0
@@ -156,7 +160,13 @@ class Clients:
                 for event in room.get("timeline", {}).get("events", []):
                     key = event.get("content", {}).get("session_id")
                     sent = d.sent_at.get(key)
-                    if sent is not None and d.measuring and d.sender_of.get(key) != p.user_id:
+                    if (
+                        sent is not None
+                        and d.measuring
+                        and d.sender_of.get(key) != p.user_id
+                        and (key, p.user_id) not in d.delivered
+                    ):
+                        d.delivered.add((key, p.user_id))
                         d.latencies.append(now - sent)
 
     async def send_at_rate(
@@ -204,6 +214,7 @@ class Clients:
         )
         d.sender_of[key] = sender.user_id
         d.sent_at[key] = began = time.monotonic()
+        d.expected += others
         try:
             async with self.http.put(
                 self.base + path, json=content, headers={"Authorization": f"Bearer {sender.token}"}
@@ -212,13 +223,14 @@ class Clients:
                 if r.status != 200:
                     d.send_errors += 1
                     d.error(f"send {r.status} {body[:80]!r}")
+                    d.expected -= others  # refused: nobody will receive it
                     return
         except (aiohttp.ClientError, TimeoutError) as e:
             d.send_errors += 1
             d.error(f"send {type(e).__name__}")
             return
         d.send_latencies.append(time.monotonic() - began)
-        d.expected += others
+        d.expected_of_acknowledged += others
 
     def start_syncing(self) -> list[asyncio.Task]:
         return [asyncio.create_task(self.sync_loop(p)) for p in self.people]

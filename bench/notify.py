@@ -6,8 +6,8 @@ Synapse's CPU for the same load.
 
 What one run does:
 
-1. Starts a fresh Synapse (log level WARNING, SQLite, no policy module: Synapse does less than a
-   firm's, so the ratio errs against the bridge) and the bridge as a separate process
+1. Starts a fresh Synapse (log level WARNING, SQLite, the firm's policy module deciding every
+   event as on a firm's homeserver) and the bridge as a separate process
    (`python -m bridge`), with e-mail notices on: `wordpress.notice_url` names a stub in this
    process that answers every notice `{"status": "sent"}` and counts them.
 2. Provisions `--people` people through the signed API (the firm's even shape, `build_firm`) and
