@@ -177,6 +177,7 @@ async def phase(
 ) -> dict[str, Any]:
     await asyncio.sleep(3)  # let the start-up settle
     spid, bpid = synapse_pid(synapse), bridge.proc.pid  # type: ignore[union-attr]
+    load0 = [round(x, 2) for x in os.getloadavg()]
     s0, b0, t0 = cpu_seconds(spid), cpu_seconds(bpid), time.monotonic()
     sent = await load(hs, rooms, args.rate, args.seconds)
     # The windows of the last messages fall due after the load: their checks are the load's.
@@ -190,12 +191,15 @@ async def phase(
         "synapse_cpu_seconds": round(s1 - s0, 2),
         "bridge_cpu_seconds": round(b1 - b0, 2),
         "bridge_over_synapse": round((b1 - b0) / max(s1 - s0, 1e-9), 4),
+        # The machine's load at the phase's start and end (others' work inflates CPU seconds).
+        "loadavg": [load0, [round(x, 2) for x in os.getloadavg()]],
     }
     log(f"{name}: {json.dumps(result)}")
     return result
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    machine = machine_info()  # at the start: its load average is the run's, not the end's
     work = Path(tempfile.mkdtemp(prefix="bench-notify-"))
     bridge_port, stub_port, hs_port = free_ports(3)
     db_name = f"bench_notify_{secrets.token_hex(4)}"
@@ -304,7 +308,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         return {
             "benchmark": "notify",
             "command": " ".join([sys.executable.rsplit("/", 1)[-1], *sys.argv]),
-            "machine": machine_info(),
+            "machine": machine,
             "people": len(people),
             "rooms": len(rooms),
             "rate_per_second": args.rate,
