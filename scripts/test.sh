@@ -17,6 +17,7 @@ fi
 
 if [ "$FAST" = 1 ]; then
   .venv/bin/ruff check bridge tests bench
+  .venv/bin/ruff format --check bridge tests bench
   .venv/bin/mypy bridge bench
   exec .venv/bin/python -m pytest -q -p no:cacheprovider tests/unit "$@"
 fi
@@ -107,5 +108,6 @@ npm ci --prefix wp_plugin_shim/widget --no-audit --no-fund --loglevel=error
 node wp_plugin_shim/widget/build.mjs build/widget >/dev/null
 
 .venv/bin/ruff check bridge tests bench
+.venv/bin/ruff format --check bridge tests bench
 .venv/bin/mypy bridge bench
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

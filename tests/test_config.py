@@ -383,8 +383,10 @@ def test_policy_missing_role() -> None:
             "roles.partner.power_level must be an integer",
         ),
         (
-            lambda t: t
-            + "  janitor:\n    power_level: 0\n    matter_rooms: none\n    conversations: []\n",
+            lambda t: (
+                t
+                + "  janitor:\n    power_level: 0\n    matter_rooms: none\n    conversations: []\n"
+            ),
             "janitor:",
             "unknown role 'janitor'",
         ),

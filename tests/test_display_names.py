@@ -93,7 +93,8 @@ async def test_profiles_only_for_people_who_share_a_room(firm: Firm) -> None:
     assert answers[(amy, "")] == answers[(nobody, "")] == (403, "M_FORBIDDEN"), answers
     assert answers[(amy, "/displayname")] == (403, "M_FORBIDDEN"), answers
     assert answers[(pam, "")][0] == 200, answers
-    async with aiohttp.ClientSession() as s, s.get(
-        f"{firm.hs.url}/_matrix/client/v3/profile/{quote(pam)}"
-    ) as r:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.get(f"{firm.hs.url}/_matrix/client/v3/profile/{quote(pam)}") as r,
+    ):
         assert r.status == 401  # not without logging in

@@ -37,8 +37,12 @@ from bridge.devtools.client import ProvisioningClient
 
 POLICY = YAML(typ="safe").load((ROOT / "config" / "policy.yaml").read_text())
 ROLES = list(POLICY["roles"])
-CAPACITY = {"partner": "responsible_partner", "associate": "associates",
-            "paralegal": "paralegals", "client": "clients"}
+CAPACITY = {
+    "partner": "responsible_partner",
+    "associate": "associates",
+    "paralegal": "paralegals",
+    "client": "clients",
+}
 ATTORNEYS = ("partner", "associate")
 
 
@@ -49,7 +53,9 @@ def relations(a: str, b: str) -> list[str]:
         found += ["matter", "matter_privileged"]
     if (a, b) in (("associate", "partner"), ("partner", "associate")):
         found.append("supervises")
-    if (a in ATTORNEYS and b in ("client", "paralegal")) or (b in ATTORNEYS and a in ("client", "paralegal")):
+    if (a in ATTORNEYS and b in ("client", "paralegal")) or (
+        b in ATTORNEYS and a in ("client", "paralegal")
+    ):
         found.append("attorney")
     return found
 
@@ -57,8 +63,14 @@ def relations(a: str, b: str) -> list[str]:
 # --- the oracle: the table as written ------------------------------------------------------
 
 
-def admits(rules: list[str], me: str, other: str, rel: str, scheduling: bool,
-           me_is_paralegal_on_privileged: bool) -> bool:
+def admits(
+    rules: list[str],
+    me: str,
+    other: str,
+    rel: str,
+    scheduling: bool,
+    me_is_paralegal_on_privileged: bool,
+) -> bool:
     in_matter = rel in ("matter", "matter_privileged")
     for rule in rules:
         if rule == "firm_members" and other in ("partner", "associate", "paralegal", "assistant"):
@@ -115,19 +127,28 @@ CASES = [
 
 
 @pytest.fixture
-async def table_firm(homeserver: Homeserver, tmp_path_factory: pytest.TempPathFactory
-                     ) -> AsyncIterator[Firm]:
+async def table_firm(
+    homeserver: Homeserver, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Firm]:
     tmp = tmp_path_factory.mktemp("table")
-    config = make_config(homeserver, f"sqlite:{tmp / 'bridge.db'}", tmp, **{"reconciler.workers": 8})
+    config = make_config(
+        homeserver, f"sqlite:{tmp / 'bridge.db'}", tmp, **{"reconciler.workers": 8}
+    )
     async with running_bridge(config, homeserver) as firm:
         await build_table(firm)
         yield firm
 
 
 async def put_person(firm: Firm, pid: int, role: str, **extra: Any) -> None:
-    status, body = await firm.api.put_person(firm.pid(pid), {
-        "login": f"t{pid}x{firm.tag}", "display_name": f"{role} {pid}", "role": role, **extra,
-    })
+    status, body = await firm.api.put_person(
+        firm.pid(pid),
+        {
+            "login": f"t{pid}x{firm.tag}",
+            "display_name": f"{role} {pid}",
+            "role": role,
+            **extra,
+        },
+    )
     assert status == 200, body
 
 
@@ -136,7 +157,11 @@ async def build_table(firm: Firm) -> None:
     await put_person(firm, filler, "client")
     for c in CASES:
         # Supervisors and attorneys must exist first.
-        first, second = (c.pb, c.pa) if c.rel in ("supervises", "attorney") and _refers(c, c.a) else (c.pa, c.pb)
+        first, second = (
+            (c.pb, c.pa)
+            if c.rel in ("supervises", "attorney") and _refers(c, c.a)
+            else (c.pa, c.pb)
+        )
         roles = {c.pa: c.a, c.pb: c.b}
         await put_person(firm, first, roles[first])
         extra: dict[str, Any] = {}
@@ -146,8 +171,12 @@ async def build_table(firm: Firm) -> None:
             extra["attorneys"] = [firm.pid(first)]
         await put_person(firm, second, roles[second], **extra)
         if c.rel in ("matter", "matter_privileged"):
-            body: dict[str, Any] = {"clients": [], "associates": [], "paralegals": [],
-                                    "responsible_partner": None}
+            body: dict[str, Any] = {
+                "clients": [],
+                "associates": [],
+                "paralegals": [],
+                "responsible_partner": None,
+            }
             for pid, role in ((c.pa, c.a), (c.pb, c.b)):
                 field = CAPACITY[role]
                 if field == "responsible_partner":
@@ -159,17 +188,28 @@ async def build_table(firm: Firm) -> None:
                     body[field].append(firm.pid(pid))
             if not body["clients"]:
                 body["clients"] = [firm.pid(filler)]
-            status, data = await firm.api.put_matter(firm.pid(c.n * 10 + 5), {
-                "number": f"T-{firm.tag}-{c.n}", "title": "table", "privileged": c.rel == "matter_privileged",
-                **body,
-            })
+            status, data = await firm.api.put_matter(
+                firm.pid(c.n * 10 + 5),
+                {
+                    "number": f"T-{firm.tag}-{c.n}",
+                    "title": "table",
+                    "privileged": c.rel == "matter_privileged",
+                    **body,
+                },
+            )
             assert status == 200, data
     # A matter none of them is assigned to.
     await put_person(firm, 7, "partner")
-    status, data = await firm.api.put_matter(firm.pid(8), {
-        "number": f"T-{firm.tag}-foreign", "title": "foreign", "privileged": False,
-        "clients": [firm.pid(filler)], "responsible_partner": firm.pid(7),
-    })
+    status, data = await firm.api.put_matter(
+        firm.pid(8),
+        {
+            "number": f"T-{firm.tag}-foreign",
+            "title": "foreign",
+            "privileged": False,
+            "clients": [firm.pid(filler)],
+            "responsible_partner": firm.pid(7),
+        },
+    )
     assert status == 200, data
 
     async def all_synced() -> bool:
@@ -199,11 +239,17 @@ async def as_user(firm: Firm, method: str, path: str, body: Any, user: str) -> t
     return await firm.hs.as_request(method, path, body, user_id=user)
 
 
-async def run_case(firm: Firm, c: Case, room_of: dict[int, str], foreign: str) -> list[tuple[str, bool, bool]]:
+async def run_case(
+    firm: Firm, c: Case, room_of: dict[int, str], foreign: str
+) -> list[tuple[str, bool, bool]]:
     a, b = mxid(firm, c.pa), mxid(firm, c.pb)
     outcomes = []
     for action, scheduling in (("direct", False), ("scheduling", True)):
-        content: dict[str, Any] = {"invite": [b], "is_direct": action == "direct", "preset": "trusted_private_chat"}
+        content: dict[str, Any] = {
+            "invite": [b],
+            "is_direct": action == "direct",
+            "preset": "trusted_private_chat",
+        }
         if scheduling:
             content["creation_content"] = {"org.firm.purpose": "scheduling"}
         status, _ = await as_user(firm, "POST", "/_matrix/client/v3/createRoom", content, a)
@@ -223,11 +269,15 @@ async def run_case(firm: Firm, c: Case, room_of: dict[int, str], foreign: str) -
     room = room_of.get(c.n, foreign)
     status, _ = await as_user(firm, "POST", f"/_matrix/client/v3/join/{room}", {}, a)
     assert status in (200, 403), status
-    outcomes.append(("join_matter", status == 200, expected_in_matter(c.a, c.rel) and c.n in room_of))
+    outcomes.append(
+        ("join_matter", status == 200, expected_in_matter(c.a, c.rel) and c.n in room_of)
+    )
     return outcomes
 
 
-async def run_cases(firm: Firm, room_of: dict[int, str], foreign: str) -> list[list[tuple[str, bool, bool]]]:
+async def run_cases(
+    firm: Firm, room_of: dict[int, str], foreign: str
+) -> list[list[tuple[str, bool, bool]]]:
     """Every case, a few at a time: all at once queue past the request timeout on a busy machine."""
     gate = asyncio.Semaphore(6)
 
@@ -253,10 +303,16 @@ async def test_role_table_exhaustively(table_firm: Firm) -> None:
         for action, got, want in outcomes
     ]
     total = len(wrong)
-    wrong = [w for w in wrong if "got allowed, table says allowed" not in w and "got refused, table says refused" not in w]
+    wrong = [
+        w
+        for w in wrong
+        if "got allowed, table says allowed" not in w and "got refused, table says refused" not in w
+    ]
     allowed = sum(want for outcomes in results for _, _, want in outcomes)
-    print(f"\nrole table: {total} cases ({len(CASES)} role pairs x relations, 4 actions each);"
-          f" {allowed} allowed, {total - allowed} refused")
+    print(
+        f"\nrole table: {total} cases ({len(CASES)} role pairs x relations, 4 actions each);"
+        f" {allowed} allowed, {total - allowed} refused"
+    )
     assert total >= 300
     assert 0 < allowed < total  # the table both allows and refuses
     assert wrong == []
@@ -301,7 +357,10 @@ async def test_managed_room_cannot_be_weakened(firm: Firm) -> None:
             )
             assert status == 403 and resp["errcode"] == "M_FORBIDDEN", (name, tail, body, resp)
         status, resp = await firm.hs.as_request(
-            "PUT", f"/_matrix/client/v3/directory/list/room/{room}", {"visibility": "public"}, user_id=me
+            "PUT",
+            f"/_matrix/client/v3/directory/list/room/{room}",
+            {"visibility": "public"},
+            user_id=me,
         )
         assert status == 403, resp
     assert await firm.hs.room_state(room) == before
@@ -311,11 +370,19 @@ async def test_people_own_rooms_are_encrypted_and_closed(firm: Firm) -> None:
     await small_matter(firm)
     pat, cal = who(firm, "pat"), who(firm, "cal")
     status, made = await firm.hs.as_request(
-        "POST", "/_matrix/client/v3/createRoom",
-        {"invite": [cal], "initial_state": [
-            {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "none"}},
-            {"type": "m.room.guest_access", "state_key": "", "content": {"guest_access": "can_join"}},
-        ]},
+        "POST",
+        "/_matrix/client/v3/createRoom",
+        {
+            "invite": [cal],
+            "initial_state": [
+                {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "none"}},
+                {
+                    "type": "m.room.guest_access",
+                    "state_key": "",
+                    "content": {"guest_access": "can_join"},
+                },
+            ],
+        },
         user_id=pat,
     )
     assert status == 200, made
@@ -335,7 +402,10 @@ async def test_people_own_rooms_are_encrypted_and_closed(firm: Firm) -> None:
         )
         assert status == 403, (event_type, resp)
     status, resp = await firm.hs.as_request(
-        "PUT", f"/_matrix/client/v3/directory/list/room/{room}", {"visibility": "public"}, user_id=pat
+        "PUT",
+        f"/_matrix/client/v3/directory/list/room/{room}",
+        {"visibility": "public"},
+        user_id=pat,
     )
     assert status == 403, resp
     for body in ({"preset": "public_chat"}, {"visibility": "public"}):
@@ -345,7 +415,10 @@ async def test_people_own_rooms_are_encrypted_and_closed(firm: Firm) -> None:
         assert status == 403, (body, resp)
     # A stranger cannot be invited in.
     status, resp = await firm.hs.as_request(
-        "POST", f"/_matrix/client/v3/rooms/{room}/invite", {"user_id": who(firm, "zed")}, user_id=pat
+        "POST",
+        f"/_matrix/client/v3/rooms/{room}/invite",
+        {"user_id": who(firm, "zed")},
+        user_id=pat,
     )
     assert status == 403 and resp["errcode"] == "M_FORBIDDEN", resp
 
@@ -366,7 +439,9 @@ async def test_invited_by_hand_but_unassigned_cannot_join(firm: Firm) -> None:
     assert zed not in await firm.hs.joined(room)
 
 
-async def test_assignment_change_is_in_force_once_the_module_holds_its_generation(firm: Firm) -> None:
+async def test_assignment_change_is_in_force_once_the_module_holds_its_generation(
+    firm: Firm,
+) -> None:
     # How soon is a benchmark's figure (bench/load_state.py), not this test's: here, the order.
     # Refused before; allowed at once, with no retry, by a module that holds the generation the
     # change made; a module that never reads it fails the (generous) bounded wait.
@@ -375,7 +450,10 @@ async def test_assignment_change_is_in_force_once_the_module_holds_its_generatio
 
     async def dm() -> int:
         status, _ = await firm.hs.as_request(
-            "POST", "/_matrix/client/v3/createRoom", {"invite": [zed], "is_direct": True}, user_id=ann
+            "POST",
+            "/_matrix/client/v3/createRoom",
+            {"invite": [zed], "is_direct": True},
+            user_id=ann,
         )
         return status
 
@@ -421,8 +499,10 @@ async def test_user_directory_shows_no_one_out_of_bounds(firm: Firm) -> None:
 
     async def search(term: str) -> list[str]:
         status, resp = await firm.hs.as_request(
-            "POST", "/_matrix/client/v3/user_directory/search",
-            {"search_term": term, "limit": 50}, user_id=cal,
+            "POST",
+            "/_matrix/client/v3/user_directory/search",
+            {"search_term": term, "limit": 50},
+            user_id=cal,
         )
         assert status == 200, resp
         return [r["user_id"] for r in resp["results"]]
@@ -437,7 +517,9 @@ async def test_user_directory_shows_no_one_out_of_bounds(firm: Firm) -> None:
 
 
 @pytest.fixture
-async def stoppable_firm(homeserver: Homeserver, db_uri: str, tmp_path: Path) -> AsyncIterator[tuple]:
+async def stoppable_firm(
+    homeserver: Homeserver, db_uri: str, tmp_path: Path
+) -> AsyncIterator[tuple]:
     config = make_config(homeserver, db_uri, tmp_path)
     bridge = await start_bridge(config, homeserver)
     client = ProvisioningClient(f"http://127.0.0.1:{homeserver.bridge_port}", SECRET)
@@ -474,17 +556,28 @@ async def test_policy_source_down_refuses_firm_invites(stoppable_firm: tuple) ->
 
 
 async def password_login(hs: Homeserver, user: str, password: str) -> tuple[int, Any]:
-    async with aiohttp.ClientSession() as s, s.post(hs.url + "/_matrix/client/v3/login", json={
-        "type": "m.login.password", "identifier": {"type": "m.id.user", "user": user},
-        "password": password,
-    }) as r:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(
+            hs.url + "/_matrix/client/v3/login",
+            json={
+                "type": "m.login.password",
+                "identifier": {"type": "m.id.user", "user": user},
+                "password": password,
+            },
+        ) as r,
+    ):
         return r.status, await r.json()
 
 
 async def whoami(hs: Homeserver, token: str) -> int:
-    async with aiohttp.ClientSession() as s, s.get(
-        hs.url + "/_matrix/client/v3/account/whoami", headers={"Authorization": f"Bearer {token}"}
-    ) as r:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.get(
+            hs.url + "/_matrix/client/v3/account/whoami",
+            headers={"Authorization": f"Bearer {token}"},
+        ) as r,
+    ):
         return r.status
 
 
@@ -522,10 +615,14 @@ async def test_portal_login_token(firm: Firm) -> None:
     status, resp = await firm.api.request("POST", f"/_firm/v1/people/{firm.pid(4)}/login-token")
     assert status == 403 and resp["errcode"] == "FIRM_DEPARTED", resp
     # Only the bridge, with the module secret, can mint.
-    async with aiohttp.ClientSession() as s, s.post(
-        firm.hs.url + "/_synapse/client/firm/login_token", json={"user_id": who(firm, "pat")},
-        headers={"Authorization": "Bearer wrong"},
-    ) as r:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(
+            firm.hs.url + "/_synapse/client/firm/login_token",
+            json={"user_id": who(firm, "pat")},
+            headers={"Authorization": "Bearer wrong"},
+        ) as r,
+    ):
         assert r.status == 401
 
 
@@ -542,7 +639,11 @@ async def test_policy_sent_from_wordpress(firm: Firm) -> None:
     bad = json.loads(json.dumps(policy))
     bad["roles"]["client"]["conversations"] = ["everyone"]
     status, resp = await firm.api.request("PUT", "/_firm/v1/policy", {"policy": bad})
-    assert status == 400 and resp["field"] == "policy" and "roles.client.conversations" in resp["error"]
+    assert (
+        status == 400
+        and resp["field"] == "policy"
+        and "roles.client.conversations" in resp["error"]
+    )
 
     status, resp = await firm.api.request("PUT", "/_firm/v1/policy", {"policy": policy})
     assert status == 200, resp
@@ -552,7 +653,9 @@ async def test_policy_sent_from_wordpress(firm: Firm) -> None:
 
     async def client_dm() -> int:
         status, _ = await firm.hs.as_request(
-            "POST", "/_matrix/client/v3/createRoom", {"invite": [who(firm, "pat")]},
+            "POST",
+            "/_matrix/client/v3/createRoom",
+            {"invite": [who(firm, "pat")]},
             user_id=who(firm, "cal"),
         )
         return status

@@ -508,9 +508,7 @@ class MediaGateway:
         try:
             return await read_body(request, limit)
         except TooLarge:
-            raise Refusal(
-                413, "M_TOO_LARGE", f"the request is larger than {limit} bytes"
-            ) from None
+            raise Refusal(413, "M_TOO_LARGE", f"the request is larger than {limit} bytes") from None
 
     # --- uploads ---------------------------------------------------------------------------
 

@@ -86,4 +86,3 @@ def parse_notifications(page: Any) -> tuple[list[Notification], str | None]:
 def check_backoff(attempts: int, initial: float, maximum: float) -> float:
     """Seconds before asking again after `attempts` failures in a row (doubling, bounded)."""
     return float(min(maximum, initial * 2 ** max(0, min(attempts - 1, 30))))
-

@@ -24,9 +24,7 @@ def test_example_config_carries_every_firm_setting() -> None:
 
 def synapse_config(**changes: Any) -> SimpleNamespace:
     """Synapse's parsed config as the module reads it, every firm setting in place."""
-    limits = {
-        f"rc_login_{name}": SimpleNamespace(**limit) for name, limit in LOGIN_LIMITS.items()
-    }
+    limits = {f"rc_login_{name}": SimpleNamespace(**limit) for name, limit in LOGIN_LIMITS.items()}
     config = SimpleNamespace(
         server=SimpleNamespace(
             require_auth_for_profile_requests=True,

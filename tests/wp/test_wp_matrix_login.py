@@ -19,7 +19,10 @@ async def test_matrix_login_with_wordpress_password(
 ) -> None:
     check_url = wp_site.url + "/wp-json/firm-bridge/v1/login-check"
     async with _wp_firm(
-        wp_site, homeserver, f"sqlite:{tmp_path / 'bridge.db'}", tmp_path,
+        wp_site,
+        homeserver,
+        f"sqlite:{tmp_path / 'bridge.db'}",
+        tmp_path,
         **{"wordpress.login_check_url": check_url},
     ) as wp:
         password = secrets.token_urlsafe(16)
@@ -48,5 +51,3 @@ async def test_matrix_login_with_wordpress_password(
         status, _ = await password_login(homeserver, login, password)
         assert status == 403
         assert password not in homeserver.server.log_path.read_text()
-
-
