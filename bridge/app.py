@@ -157,7 +157,8 @@ class Bridge:
             self.db,
             self.hs,
         )
-        self.appservice.sinks.append(self.notices.sink)
+        if self.notices.emails:
+            self.appservice.sinks.append(self.notices.sink)
         self.notice_routes = NoticeRoutes(self.provisioning, self.notices)
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task] = []
@@ -216,7 +217,7 @@ class Bridge:
             asyncio.create_task(self._housekeeping(), name="bridge-housekeeping"),
         ]
         self.reconciler.start()
-        self.notices.start()
+        await self.notices.start()
         self._tasks += self.notices.tasks
 
     async def _housekeeping(self) -> None:

@@ -76,9 +76,19 @@ class NoticeService:
 
     # --- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> None:
+    async def start(self) -> None:
         if self.emails:
             self._task = asyncio.create_task(self._run(), name="notify-worker")
+            return
+        # Off: nothing is tracked (the sink is not fed), and what was waiting from a time they
+        # were on is forgotten, so turning them on later sends no notice about old messages.
+        async with transaction(self.db) as conn:
+            await conn.execute("DELETE FROM notify_activity")
+            await conn.execute(
+                "UPDATE notify_person SET due_at = NULL, notice_id = NULL, notice_body = NULL,"
+                " send_at = NULL, check_attempts = 0, send_attempts = 0, last_error = NULL"
+                " WHERE due_at IS NOT NULL OR notice_id IS NOT NULL"
+            )
 
     @property
     def tasks(self) -> list[asyncio.Task]:
