@@ -1,7 +1,9 @@
 """The bridge's transcript routes: check a bundle's events against the audit chain, and
 countersign its manifest (docs/transcript-format.md). The bridge never sees a word of the
-conversation: it gets the manifest (event ids and hashes of ciphertext, file hashes), never the
-transcript.
+conversation: it gets the manifest (room, matter, range, the firm's names of the people, event
+ids and hashes of the events as served, and each file's path and hash), never the transcript.
+Attachment paths carry no part of the file's name (attachments/NNNNN plus at most a short
+extension such as .pdf): manifests with any other file are refused, unnamed.
 
 Who asks: either the WordPress plugin, signed like the provisioning API, naming the exporter's
 WordPress id (`actor`) and where they are (`client`), for the portal widget; or the exporter's own
@@ -436,6 +438,16 @@ class TranscriptAPI:
         files = manifest.get("files")
         if not isinstance(files, dict) or any(f not in files for f in mf.REQUIRED_FILES):
             problems.append(("files", f"must list {', '.join(mf.REQUIRED_FILES)} with hashes"))
+        elif not all(mf.is_bundle_file(f) for f in files):
+            # Not named: a path that is not the format's may carry a file's name, and refusals
+            # go into the audit chain.
+            problems.append(
+                (
+                    "files",
+                    "lists a file the format does not have (attachments are"
+                    " attachments/NNNNN with at most a short extension)",
+                )
+            )
         return [
             {"field": f, "problem": "claim", "message": f"manifest.{f}: {m}"} for f, m in problems
         ]

@@ -124,19 +124,25 @@ def _article(
 
 
 def _attachment(att: Mapping[str, Any], data: bytes | None) -> str:
-    rows = [
-        f'<div class="note">Attachment: {_e(att.get("name"))} ({_e(att.get("mimetype"))},'
-        f" {_e(att.get('size'))} bytes)"
-    ]
+    # The bundle's path has no name in it (docs/transcript-format.md): the link shows the name,
+    # and saving it offers that name.
+    name, file = _e(att.get("name")), _e(att.get("file"))
+    meta = f" ({_e(att.get('mimetype'))}, {_e(att.get('size'))} bytes)"
+    rows = []
     if att.get("available"):
-        rows.append(f' — <a href="{_e(att.get("file"))}">{_e(att.get("file"))}</a></div>')
+        rows.append(
+            f'<div class="note">Attachment: <a href="{file}" download="{name}">{name}</a>{meta}'
+            f" — {file}</div>"
+        )
         rows.append(f'<div class="hash">SHA-256 {_e(att.get("sha256"))} (plaintext)<br>')
         rows.append(f"SHA-256 {_e(att.get('ciphertext_sha256'))} (ciphertext)</div>")
         if data is not None and att.get("mimetype") in INLINE_IMAGES and len(data) <= MAX_INLINE:
             src = f"data:{att['mimetype']};base64,{base64.b64encode(data).decode()}"
-            rows.append(f'<div><img alt="{_e(att.get("name"))}" src="{src}"></div>')
+            rows.append(f'<div><img alt="{name}" src="{src}"></div>')
     else:
-        rows.append(" — no longer held by the homeserver</div>")
+        rows.append(
+            f'<div class="note">Attachment: {name}{meta} — no longer held by the homeserver</div>'
+        )
     return "".join(rows)
 
 

@@ -10,6 +10,7 @@ chain head it checked the events against and where each event sits in the chain.
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,12 +20,25 @@ from nacl.signing import SigningKey, VerifyKey
 from ..audit.eventhash import canonical_json, sha256_hex
 
 FORMAT = "firm.transcript"
-VERSION = 1
+# Version 2: attachment paths carry no part of the file's name (docs/transcript-format.md).
+VERSION = 2
+# What the verifier reads: bundles made before stay verifiable (their countersignature was made
+# then; the bridge countersigns only VERSION now).
+VERIFIABLE = (1, 2)
 COUNTERSIGNATURE = "firm.transcript.countersignature"
+COUNTERSIGNATURE_VERSION = 1  # unchanged by version 2 of the bundle
+OPTIONAL_FILES = ("transcript.pdf", "transcript.eml")
 MANIFEST = "manifest.json"
 # Files every bundle has (transcript.pdf and transcript.eml may be left out by a producer that
 # cannot make them; whatever is there is listed with its hash).
 REQUIRED_FILES = ("transcript.html", "messages.jsonl", "events.jsonl", "keys.txt")
+_ATTACHMENT = re.compile(r"attachments/[0-9]{5,}(\.[a-z0-9]{1,8})?")
+
+
+def is_bundle_file(name: str) -> bool:
+    """Whether a bundle of this version may hold a file of this name: its own files, and
+    attachments by position and short extension only (messages.attachment_path)."""
+    return name in REQUIRED_FILES or name in OPTIONAL_FILES or bool(_ATTACHMENT.fullmatch(name))
 
 
 class ManifestError(ValueError):
@@ -53,7 +67,7 @@ def sign(body: dict[str, Any], key: SigningKey, key_id: str) -> dict[str, Any]:
     signed = {
         **body,
         "format": COUNTERSIGNATURE,
-        "version": VERSION,
+        "version": COUNTERSIGNATURE_VERSION,
         "key_id": f"ed25519:{key_id}",
         "public_key": _b64(bytes(key.verify_key)),
     }

@@ -13,8 +13,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..audit.eventhash import is_served_redacted, redacts_of
+from .manifest import VERSION
 
-MAX_NAME = 120
+_EXTENSION = re.compile(r"[A-Za-z0-9]{1,8}")
+_V1_MAX_NAME = 120
 
 
 def iso(ts: int) -> str:
@@ -37,14 +39,22 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def safe_name(name: str) -> str:
-    """A file name that stays inside attachments/ on every system."""
-    cleaned = re.sub(r"[^\w.\- ]+", "_", name, flags=re.UNICODE).strip(" .") or "file"
-    return cleaned[:MAX_NAME]
+def extension(name: str) -> str:
+    """What an attachment's path keeps of its name: the part after the last dot, lowercased,
+    when it is 1-8 ASCII letters or digits and something comes before the dot; else nothing."""
+    stem, dot, ext = name.rpartition(".")
+    return f".{ext.lower()}" if dot and stem and _EXTENSION.fullmatch(ext) else ""
 
 
-def attachment_path(index: int, name: str) -> str:
-    return f"attachments/{index:05d}-{safe_name(name)}"
+def attachment_path(index: int, name: str, version: int = VERSION) -> str:
+    """Where the bundle holds an attachment: its position and at most a short extension. The
+    name is what the client chose, and the manifest, which lists every path, goes to the
+    bridge, so it stays out (it is in messages.jsonl and the page). Version 1 bundles, which
+    the verifier still reads, kept the sanitised name."""
+    if version == 1:
+        cleaned = re.sub(r"[^\w.\- ]+", "_", name, flags=re.UNICODE).strip(" .") or "file"
+        return f"attachments/{index:05d}-{cleaned[:_V1_MAX_NAME]}"
+    return f"attachments/{index:05d}{extension(name)}"
 
 
 def encrypted_file(content: Mapping[str, Any]) -> Mapping[str, Any] | None:

@@ -68,8 +68,11 @@ def verify(bundle: Path, passphrase: str, firm_key: str | None) -> Report:
     except (OSError, ValueError) as err:
         report.problems.append(f"manifest.json cannot be read ({type(err).__name__})")
         return report
-    if manifest.get("format") != mf.FORMAT or manifest.get("version") != mf.VERSION:
-        report.problems.append(f"manifest.json is not {mf.FORMAT} version {mf.VERSION}")
+    version = manifest.get("version")
+    if manifest.get("format") != mf.FORMAT or version not in mf.VERIFIABLE:
+        report.problems.append(
+            f"manifest.json is not {mf.FORMAT} version {' or '.join(map(str, mf.VERIFIABLE))}"
+        )
         return report
     cs = manifest.get("countersignature")
     # Problems of the manifest as a whole are reported after those that name an item.
@@ -108,7 +111,7 @@ def verify(bundle: Path, passphrase: str, firm_key: str | None) -> Report:
         if e.get("room_id") != room_id:
             report.problems.append(f"event {eid} (#{i}) is of another room")
     payloads = _decrypt(bundle, passphrase, room_id, events, report)
-    plain, attachments = _attachments(bundle, events, payloads, report)
+    plain, attachments = _attachments(bundle, events, payloads, version, report)
     lines = messages.build(events, payloads, manifest.get("people") or {}, attachments)
     _compare_messages(bundle, lines, report)
     _compare_html(bundle, lines, report)
@@ -256,7 +259,11 @@ def _decrypt(
 
 
 def _attachments(
-    bundle: Path, events: list[dict], payloads: Mapping[str, dict | None], report: Report
+    bundle: Path,
+    events: list[dict],
+    payloads: Mapping[str, dict | None],
+    version: int,
+    report: Report,
 ) -> tuple[dict[str, bytes], dict[str, dict]]:
     plain: dict[str, bytes] = {}
     found: dict[str, dict] = {}
@@ -269,7 +276,7 @@ def _attachments(
             continue
         eid = str(e["event_id"])
         name = str(content.get("filename") or content.get("body") or "file")
-        path = messages.attachment_path(i, name)
+        path = messages.attachment_path(i, name, version)
         target = bundle / path
         if not target.exists():
             found[eid] = {"available": False, "file": None}

@@ -76,6 +76,7 @@ class Conversation:
     events: dict[str, str]  # a name for each event sent -> its event id
     texts: dict[str, str]  # a name -> the text sent (never logged)
     files: dict[str, bytes]  # a name -> the attachment's plaintext
+    file_names: dict[str, str]  # a name -> the attachment's file name (the client's content)
     ciphertexts: dict[str, bytes]
     devices: dict[str, DeviceClient]
 
@@ -112,6 +113,11 @@ async def converse(firm: Firm, room_id: str, tag: str = "") -> Conversation:
         "pdf": b"%PDF-1.4\n% exhibit " + secrets.token_bytes(64),
         "png": _tiny_png(),
     }
+    # Names no manifest could hold by chance: the bridge must see none of them.
+    names = {
+        "pdf": f"exhibit A {tag}{secrets.token_hex(4)} settlement offer.pdf",
+        "png": f"photo {tag}{secrets.token_hex(4)}.png",
+    }
     ev: dict[str, str] = {}
     ct: dict[str, bytes] = {}
     ev["q"] = await cal_d.send_text(room_id, t["q"])
@@ -138,10 +144,10 @@ async def converse(firm: Firm, room_id: str, tag: str = "") -> Conversation:
             },
         )
     ev["pdf"], ct["pdf"] = await send_attachment(
-        cal_d, room_id, files["pdf"], "exhibit A.pdf", "application/pdf", "m.file"
+        cal_d, room_id, files["pdf"], names["pdf"], "application/pdf", "m.file"
     )
     ev["png"], ct["png"] = await send_attachment(
-        pat_d, room_id, files["png"], "photo.png", "image/png", "m.image"
+        pat_d, room_id, files["png"], names["png"], "image/png", "m.image"
     )
     ev["gone"] = await ann_d.send_text(room_id, t["gone"])
     ev["redaction"] = await redact(ann_d, room_id, ev["gone"], "sent to the wrong matter")
@@ -159,6 +165,7 @@ async def converse(firm: Firm, room_id: str, tag: str = "") -> Conversation:
         ev,
         t,
         files,
+        names,
         ct,
         devices,
     )

@@ -7,12 +7,16 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+from aiohttp import ClientSession, web
 from e2ee_client import DeviceClient
 from mautrix.api import HTTPAPI, Method
 from mautrix.api import Path as MPath
 
+from bridge.devtools.synapse import free_port
 from bridge.export import keyfile
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,3 +80,33 @@ async def run_cli(*args: str, env: dict[str, str], timeout: float = 300) -> tupl
         await proc.wait()
         raise
     return int(proc.returncode or 0), out.decode()
+
+
+@asynccontextmanager
+async def recording(target: str) -> AsyncIterator[tuple[str, list[bytes]]]:
+    """A pass-through in front of the real bridge that keeps every request body: exactly what
+    the bridge receives from the exporter (its URL for --bridge, and the bodies)."""
+    bodies: list[bytes] = []
+
+    async def forward(request: web.Request) -> web.Response:
+        body = await request.read()
+        bodies.append(body)
+        headers = {
+            k: v
+            for k, v in request.headers.items()
+            if k.lower() in ("authorization", "content-type", "user-agent")
+        }
+        async with session.post(target + request.path_qs, data=body, headers=headers) as r:
+            return web.Response(body=await r.read(), status=r.status, content_type=r.content_type)
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_post("/{path:.*}", forward)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    async with ClientSession() as session:
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            yield f"http://127.0.0.1:{port}", bodies
+        finally:
+            await runner.cleanup()

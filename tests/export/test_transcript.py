@@ -23,13 +23,16 @@ from audit_helpers import audit_rows, mxid, running_firm, scan_db
 from conftest import SECRET, Firm, Homeserver
 from dbscan import scan_sqlite
 
+from bridge.audit.eventhash import canonical_json, sha256_hex
+from bridge.audit.headsign import HeadSigner
 from bridge.export import manifest as mf
+from bridge.export import messages, rsmf
 from bridge.export.bridgeclient import BridgeClient, BridgeRefused
 from bridge.export.verify import verify
 from bridge.web.signing import signed_headers
 
 from .conversation import Conversation, converse, people_and_matter
-from .helpers import KDF_ROUNDS, element_key_export, fresh_token, run_cli
+from .helpers import KDF_ROUNDS, element_key_export, fresh_token, recording, run_cli
 
 PASS = secrets.token_urlsafe(12)  # keys.txt's passphrase
 
@@ -40,13 +43,15 @@ async def audit_firm(homeserver: Homeserver, db_uri: str, tmp_path: Path) -> Asy
         yield firm
 
 
-async def _export(firm: Firm, conv: Conversation, tmp: Path, *extra: str) -> tuple[int, str]:
+async def _export(
+    firm: Firm, conv: Conversation, tmp: Path, *extra: str, bridge: str | None = None
+) -> tuple[int, str]:
     token, _ = await fresh_token(firm.hs.url, firm.hs.registration.as_token, conv.partner)
     (tmp / "token").write_text(token)
     return await run_cli(
         "create",
         "--homeserver", firm.hs.url,
-        "--bridge", f"http://127.0.0.1:{firm.hs.bridge_port}",
+        "--bridge", bridge or f"http://127.0.0.1:{firm.hs.bridge_port}",
         "--room", conv.room_id,
         "--out", str(tmp / "bundle"),
         "--access-token-file", str(tmp / "token"),
@@ -58,6 +63,42 @@ async def _export(firm: Firm, conv: Conversation, tmp: Path, *extra: str) -> tup
 
 def _tampered(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
+    return dst
+
+
+def _as_version(src: Path, dst: Path, version: int, signer: HeadSigner, move: bool = True) -> Path:
+    """The bundle's manifest saying `version`, countersigned with the firm's key (as the bridge
+    countersigned version 1 bundles); with `move`, its attachments where that version puts
+    them."""
+    shutil.copytree(src, dst)
+    m = json.loads((dst / "manifest.json").read_text())
+    lines = [json.loads(x) for x in (dst / "messages.jsonl").read_bytes().splitlines()]
+    plain: dict[str, bytes] = {}
+    for line in lines:
+        att = line["attachment"]
+        if att and att["available"]:
+            data = (dst / att["file"]).read_bytes()
+            if move:
+                (dst / att["file"]).unlink()
+                att["file"] = messages.attachment_path(line["seq"], att["name"], version)
+            plain[att["file"]] = data
+    m["version"] = version
+    files = {
+        "messages.jsonl": b"".join(canonical_json(x) + b"\n" for x in lines),
+        "transcript.eml": rsmf.render(m, lines, plain),
+        **plain,
+    }
+    for name, data in files.items():
+        (dst / name).write_bytes(data)
+    kept = {k: v for k, v in m["files"].items() if not k.startswith("attachments/")}
+    m["files"] = dict(sorted((kept | {k: sha256_hex(v) for k, v in files.items()}).items()))
+    cs = m.pop("countersignature")
+    body = {k: v for k, v in cs.items() if k not in ("format", "version", "key_id", "public_key")}
+    del body["signature"]
+    m["countersignature"] = mf.sign(
+        {**body, "manifest_sha256": mf.digest(m)}, signer.key, signer.key_id
+    )
+    (dst / "manifest.json").write_text(json.dumps(m))
     return dst
 
 
@@ -84,7 +125,10 @@ async def test_export_verify_and_tampering(audit_firm: Firm, tmp_path: Path) -> 
         }
         keys = tmp_path / "element-keys.txt"
         keys.write_text(element_key_export(conv.devices["pat"], "element", [foreign]))
-        status, out = await _export(firm, conv, tmp_path, "--keys", str(keys), "--rsmf")
+        async with recording(f"http://127.0.0.1:{firm.hs.bridge_port}") as (bridge, sent):
+            status, out = await _export(
+                firm, conv, tmp_path, "--keys", str(keys), "--rsmf", bridge=bridge
+            )
     finally:
         for dc in conv.devices.values():
             await dc.stop()
@@ -144,6 +188,19 @@ async def test_export_verify_and_tampering(audit_firm: Firm, tmp_path: Path) -> 
     }
     cs = manifest["countersignature"]
     assert cs["complete"] and cs["unhashed"] == [] and cs["room_id"] == room
+
+    # --- what the bridge received: the manifest (check, then countersign), no file's name ------
+    assert len(sent) >= 2 and all(json.loads(b)["manifest"]["version"] == 2 for b in sent)
+    assert json.loads(sent[-1])["manifest"] == {
+        k: v for k, v in manifest.items() if k != "countersignature"
+    }
+    assert {by_id[ev[n]]["attachment"]["file"] for n in ("pdf", "png")} == {
+        f"attachments/{by_id[ev['pdf']]['seq']:05d}.pdf",
+        f"attachments/{by_id[ev['png']]['seq']:05d}.png",
+    }
+    for name in conv.file_names.values():  # the name, and its stem as version 1 paths had it
+        for needle in (name, name.rpartition(".")[0]):
+            assert all(needle.encode() not in body for body in sent), needle
     assert {c["status"] for c in cs["events"]} == {"intact", "redacted"}
 
     # --- anyone verifies it, with the public key alone ---------------------------------------
@@ -154,6 +211,13 @@ async def test_export_verify_and_tampering(audit_firm: Firm, tmp_path: Path) -> 
     assert verify(bundle, PASS, firm_key).ok
     wrong = verify(bundle, PASS, firm.bridge.audit.signer.public_key[:-4] + "AAAA")
     assert not wrong.ok and "signature does not verify" in wrong.problems[0]
+    # Bundles of version 1 (attachments under their names) that the firm countersigned then
+    # still verify; their paths are read as version 1's, never as the current version's.
+    old = _as_version(bundle, tmp_path / "v1", 1, firm.bridge.audit.signer)
+    assert verify(old, PASS, firm_key).ok, verify(old, PASS, firm_key).problems
+    relabelled = _as_version(old, tmp_path / "v1-as-v2", 2, firm.bridge.audit.signer, False)
+    problem = verify(relabelled, PASS, firm_key).problems[0]
+    assert f"(event {ev['pdf']}) altered in messages.jsonl: attachment" in problem, problem
 
     # --- tampering is named ------------------------------------------------------------------
     def first(dst: str) -> str:
@@ -267,6 +331,18 @@ async def test_export_verify_and_tampering(audit_firm: Firm, tmp_path: Path) -> 
         with pytest.raises(BridgeRefused) as refused:
             await client.countersign(renamed)
         assert refused.value.body["problems"][0]["field"] == "people"
+        # Only the format's files: a path that may carry a name is refused, without repeating it.
+        named = json.loads(json.dumps(draft))
+        named["files"]["attachments/00009-Smith offer.pdf"] = "0" * 64
+        with pytest.raises(BridgeRefused) as refused:
+            await client.countersign(named)
+        (problem,) = refused.value.body["problems"]
+        assert problem["field"] == "files" and "Smith" not in problem["message"], problem
+        # Version 1 manifests (attachment paths with names) are no longer taken.
+        with pytest.raises(BridgeRefused) as refused:
+            await client.check({**draft, "version": 1})
+        assert refused.value.status == 400, refused.value.body
+        assert refused.value.body["field"] == "manifest.format"
     finally:
         await client.close()
     pam_token, _ = await fresh_token(firm.hs.url, firm.hs.registration.as_token, mxid(firm, "pam"))
@@ -320,10 +396,10 @@ async def test_export_verify_and_tampering(audit_firm: Firm, tmp_path: Path) -> 
     assert any(
         "paralegal" in r.get("reason", "") and r["user_id"] == mxid(firm, "pam") for r in refusals
     )
-    assert sum(1 for r in refusals if r.get("problems")) == 4
+    assert sum(1 for r in refusals if r.get("problems")) == 5
     assert any(r.get("via") == "portal" and "paralegal" in r.get("reason", "") for r in refusals)
 
     # --- the server never decrypts -----------------------------------------------------------
-    needles = [*conv.texts.values(), "exhibit A.pdf", "photo.png"]
+    needles = [*conv.texts.values(), *conv.file_names.values()]
     assert scan_sqlite(firm.hs.server.db_path, needles) == []
     assert await scan_db(str(firm.bridge.config["database.uri"]), needles) == []

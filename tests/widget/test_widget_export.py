@@ -3,10 +3,11 @@ Synapse, in Debian's Chromium: a client and an associate (Python devices with re
 converse with the partner, who uses the widget, with a reply, an edit twice, a deletion and two
 encrypted attachments; the partner exports with the widget's button (by keyboard) and a
 passphrase; the downloaded zip, unpacked, passes `bridge.export verify` with the passphrase and
-the firm's public key; its transcript.html is byte for byte what html.py gives; keys.txt holds
-this room's sessions, each from the first index the bundle uses; one altered message fails,
-named. The client has no button, and the relay refuses them (403, audited). Neither WordPress's,
-the bridge's nor the homeserver's database holds a word of the conversation."""
+the firm's public key; its manifest (what WordPress and the bridge saw) names no attachment; its
+transcript.html is byte for byte what html.py gives; keys.txt holds this room's sessions, each
+from the first index the bundle uses; one altered message fails, named. The client has no
+button, and the relay refuses them (403, audited). Neither WordPress's, the bridge's nor the
+homeserver's database holds a word of the conversation."""
 
 from __future__ import annotations
 
@@ -163,6 +164,11 @@ async def test_export_from_the_widget(
         "last": f"Client closing {secrets.token_hex(5)}",
     }
     pdf = b"%PDF-1.4\n% exhibit " + secrets.token_hex(32).encode()
+    # Names no manifest could hold by chance: WordPress and the bridge must see none of them.
+    names = {
+        "pdf": f"exhibit A {secrets.token_hex(4)} settlement offer.pdf",
+        "png": f"photo {secrets.token_hex(4)}.png",
+    }
     ev: dict[str, str] = {}
     context = await chromium_browser.new_context(accept_downloads=True)
     try:
@@ -195,10 +201,10 @@ async def test_export_from_the_widget(
                     },
                 )
             ev["pdf"] = await send_file(
-                clients_url, cal_d, room_id, pdf, "exhibit A.pdf", "application/pdf", "m.file"
+                clients_url, cal_d, room_id, pdf, names["pdf"], "application/pdf", "m.file"
             )
             ev["png"] = await send_file(
-                clients_url, ann_d, room_id, PNG, "photo.png", "image/png", "m.image"
+                clients_url, ann_d, room_id, PNG, names["png"], "image/png", "m.image"
             )
             ev["gone"] = await ann_d.send_text(room_id, t["gone"])
             ev["redaction"] = await redact(ann_d, room_id, ev["gone"], "sent to the wrong matter")
@@ -282,6 +288,14 @@ async def test_export_from_the_widget(
     for name, data in (("pdf", pdf), ("png", PNG)):
         att = by_id[ev[name]]["attachment"]
         assert att["available"] and (bundle / att["file"]).read_bytes() == data
+        assert att["name"] == names[name]
+        assert att["file"] == f"attachments/{by_id[ev[name]]['seq']:05d}.{name}"
+    # The manifest, which went to WordPress and the bridge, has no file's name (nor its stem,
+    # as version 1 paths had it).
+    assert manifest["version"] == 2
+    sent = json.dumps(manifest, ensure_ascii=False)
+    for name in names.values():
+        assert name not in sent and name.rpartition(".")[0] not in sent, name
     # transcript.html is, to the byte, what the Python exporter's derivation gives.
     images = {
         line["event_id"]: (bundle / line["attachment"]["file"]).read_bytes()
@@ -371,7 +385,7 @@ async def test_export_from_the_widget(
     assert len(refused) == 1 and "client" in refused[0]["reason"]
 
     # --- nothing of the conversation reached a server in the clear ------------------------------
-    needles = [*t.values(), "exhibit A.pdf", "photo.png"]
+    needles = [*t.values(), *names.values()]
     assert await wordpress_hits(wp, needles) == []
     assert await scan_db(str(wp.bp.config["database.uri"]), needles) == []
     assert scan_sqlite(wp.hs.server.db_path, needles) == []

@@ -1,10 +1,10 @@
 """The widget's transcript code (wp_plugin_shim/widget/src/: canonical.ts, transcript.ts,
 megolm.ts, keyexport.ts), run under Node against the Python exporter's and the verifier's own
 code: the same messages.jsonl lines and, byte for byte, the same transcript.html for a set of
-events with every kind of line; the same event hashes and attachment paths; Megolm ratchets moved
-forward exactly as libolm moves them; decryption as libolm decrypts (and refusal of an altered
-message); keys.txt that bridge/export/keyfile.py opens. The browser test of the button is
-test_widget_export.py."""
+events with every kind of line; the same event hashes; the same attachment paths, which keep
+nothing of a file's name but a short extension; Megolm ratchets moved forward exactly as libolm
+moves them; decryption as libolm decrypts (and refusal of an altered message); keys.txt that
+bridge/export/keyfile.py opens. The browser test of the button is test_widget_export.py."""
 
 from __future__ import annotations
 
@@ -135,14 +135,14 @@ def conversation() -> dict[str, Any]:
     found = {
         "$e10": {
             "available": True,
-            "file": "attachments/00010-photo.png",
+            "file": "attachments/00010.png",
             "size": len(PNG),
             "sha256": "1" * 64,
             "ciphertext_sha256": "2" * 64,
         },
         "$e11": {
             "available": True,
-            "file": "attachments/00011-Exhibit Ä_.._1_.pdf",
+            "file": "attachments/00011.pdf",
             "size": 9,
             "sha256": "3" * 64,
             "ciphertext_sha256": "4" * 64,
@@ -167,17 +167,32 @@ def conversation() -> dict[str, Any]:
         "people": people,
         "manifest": manifest,
         "images": {"$e10": base64.b64encode(PNG).decode()},
-        "names": [
-            "plain.pdf",
-            " ..dots and spaces.. ",
-            "",
-            'a/b\\c:d*e?f"g<h>i|j',
-            "ünïcödé ✓ 名前.txt",
-            "x" * 200,
-            "...",
-            "tab\there",
-        ],
+        "names": list(PATHS),
     }
+
+
+# Attachment names and the path each gets in the bundle: nothing of the name but a short plain
+# extension, since the manifest that lists the paths goes to WordPress and the bridge.
+PATHS = {
+    "plain.pdf": ".pdf",
+    "Smith settlement offer.PDF": ".pdf",
+    "archive.tar.gz": ".gz",
+    "ünïcödé ✓ 名前.txt": ".txt",
+    "notes.Markdown": ".markdown",
+    " ..dots and spaces.. ": "",
+    "": "",
+    'a/b\\c:d*e?f"g<h>i|j': "",
+    "x" * 200: "",
+    "...": "",
+    ".bashrc": "",
+    "tab\there": "",
+    "notes.markdown1": "",  # 9 characters
+    "scan.jpeg ": "",
+    "report.pdf\n": "",
+    "x.p-f": "",
+    "x.ｐｄｆ": "",
+    "x.\u212a": "",  # KELVIN SIGN: lowercases to k, but is not ASCII
+}
 
 
 def test_messages_html_and_hashes_as_python(harness: Path) -> None:
@@ -190,7 +205,9 @@ def test_messages_html_and_hashes_as_python(harness: Path) -> None:
     assert got["html"] == html.render(t["manifest"], lines, images)
     assert 'src="data:image/png;base64,' in got["html"]  # the inline image case was exercised
     assert got["hashes"] == [event_hash(e) for e in t["events"]]
-    assert got["paths"] == [messages.attachment_path(i, n) for i, n in enumerate(t["names"])]
+    want_paths = [f"attachments/{i:05d}{ext}" for i, ext in enumerate(PATHS.values())]
+    assert got["paths"] == want_paths
+    assert [messages.attachment_path(i, n) for i, n in enumerate(t["names"])] == want_paths
 
 
 def test_megolm_ratchet_and_decryption_as_libolm(harness: Path) -> None:

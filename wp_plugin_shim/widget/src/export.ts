@@ -1,7 +1,8 @@
 // The transcript export (issue 11): on the attorney's own device, the bundle the Python exporter
-// makes (docs/transcript-format.md, version 1), checked and countersigned by the firm's bridge
+// makes (docs/transcript-format.md, version 2), checked and countersigned by the firm's bridge
 // through WordPress, and downloaded as one zip. Nothing of the conversation leaves the browser:
-// WordPress and the bridge get the manifest only (event ids, hashes, file hashes, the range).
+// WordPress and the bridge get the manifest only (event ids, hashes, file paths and hashes, the
+// range; an attachment's path is its position and extension, never its name).
 // transcript.pdf and transcript.eml, optional in the format, are left out.
 import { Method, type MatrixClient, type Room } from "matrix-js-sdk";
 import { decryptAttachment, type IEncryptedFile } from "matrix-encrypt-attachment";
@@ -15,7 +16,7 @@ import { advance, decryptAt, messageIndex, parseExport, type Ratchet, serializeE
 import { attachmentPath, buildLines, encryptedFile, type Found, iso, type Payloads, pyStr, renderHtml, safeName } from "./transcript";
 
 const FORMAT = "firm.transcript";
-const VERSION = 1;
+const VERSION = 2; // bridge/export/manifest.py VERSION
 export const PRODUCER = "firm-bridge widget (browser)";
 const MEGOLM = "m.megolm.v1.aes-sha2";
 const PAGE = 500;

@@ -30,15 +30,26 @@ export function pyStr(value: Json | undefined): string {
   return JSON.stringify(value);
 }
 
-/** A file name that stays inside attachments/ on every system (messages.safe_name). */
+/** A file name safe on every system (the downloaded zip's, from the matter number). */
 export function safeName(name: string): string {
   let cleaned = name.replace(/[^\p{L}\p{N}_.\- ]+/gu, "_").replace(/^[ .]+|[ .]+$/g, "");
   if (!cleaned) cleaned = "file";
   return Array.from(cleaned).slice(0, MAX_NAME).join("");
 }
 
+/** What an attachment's path keeps of its name (messages.extension): the part after the last
+ * dot, lowercased, when it is 1-8 ASCII letters or digits and something comes before the dot. */
+export function extension(name: string): string {
+  const dot = name.lastIndexOf(".");
+  const ext = name.slice(dot + 1);
+  return dot > 0 && /^[A-Za-z0-9]{1,8}$/.test(ext) ? `.${ext.toLowerCase()}` : "";
+}
+
+/** Where the bundle holds an attachment (messages.attachment_path, format version 2): its
+ * position and at most a short extension, since the manifest listing every path goes to
+ * WordPress and the bridge, and the name is the client's. */
 export function attachmentPath(index: number, name: string): string {
-  return `attachments/${String(index).padStart(5, "0")}-${safeName(name)}`;
+  return `attachments/${String(index).padStart(5, "0")}${extension(name)}`;
 }
 
 /** The EncryptedFile of an attachment message, if it is one. */
@@ -324,17 +335,21 @@ function article(line: Line, seqOf: Map<string, number>, images: Map<string, Uin
 }
 
 function attachmentHtml(att: JsonObject, data: Uint8Array | undefined): string {
-  const rows = [`<div class="note">Attachment: ${e(att.name)} (${e(att.mimetype)}, ${e(att.size)} bytes)`];
+  // The bundle's path has no name in it: the link shows the name, and saving it offers that name.
+  const name = e(att.name);
+  const file = e(att.file);
+  const meta = ` (${e(att.mimetype)}, ${e(att.size)} bytes)`;
+  const rows: string[] = [];
   if (truthy(att.available)) {
-    rows.push(` — <a href="${e(att.file)}">${e(att.file)}</a></div>`);
+    rows.push(`<div class="note">Attachment: <a href="${file}" download="${name}">${name}</a>${meta} — ${file}</div>`);
     rows.push(`<div class="hash">SHA-256 ${e(att.sha256)} (plaintext)<br>`);
     rows.push(`SHA-256 ${e(att.ciphertext_sha256)} (ciphertext)</div>`);
     const mimetype = att.mimetype;
     if (data !== undefined && typeof mimetype === "string" && INLINE_IMAGES.has(mimetype) && data.length <= MAX_INLINE) {
-      rows.push(`<div><img alt="${e(att.name)}" src="data:${mimetype};base64,${base64(data)}"></div>`);
+      rows.push(`<div><img alt="${name}" src="data:${mimetype};base64,${base64(data)}"></div>`);
     }
   } else {
-    rows.push(" — no longer held by the homeserver</div>");
+    rows.push(`<div class="note">Attachment: ${name}${meta} — no longer held by the homeserver</div>`);
   }
   return rows.join("");
 }
