@@ -27,11 +27,11 @@ VERSION = 2
 VERIFIABLE = (1, 2)
 COUNTERSIGNATURE = "firm.transcript.countersignature"
 COUNTERSIGNATURE_VERSION = 1  # unchanged by version 2 of the bundle
-OPTIONAL_FILES = ("transcript.pdf", "transcript.eml")
 MANIFEST = "manifest.json"
 # Files every bundle has (transcript.pdf and transcript.eml may be left out by a producer that
 # cannot make them; whatever is there is listed with its hash).
 REQUIRED_FILES = ("transcript.html", "messages.jsonl", "events.jsonl", "keys.txt")
+OPTIONAL_FILES = ("transcript.pdf", "transcript.eml")
 _ATTACHMENT = re.compile(r"attachments/[0-9]{5,}(\.[a-z0-9]{1,8})?")
 
 
