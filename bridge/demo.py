@@ -3,6 +3,9 @@
 Starts Synapse on loopback and the bridge in-process, provisions config/demo-firm.yaml through the
 signed provisioning API, waits until every room is converged, gives each person a demo password
 and prints how to log in. Everything lives in the data folder; a later run reuses it.
+
+With --portal, the firm comes from a real WordPress with the plugin instead (bridge/demo_portal.py):
+its portal's chat page, and WordPress passwords for Matrix logins too.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from ruamel.yaml import YAML
 from . import registration as reg
 from .app import Bridge, setup_logging
 from .config import Config, ConfigError, load
+from .demo_portal import Portal, PortalError, check_prerequisites
 from .devtools.client import ProvisioningClient, order_people
 from .devtools.coturn import Coturn, turnserver_path
 from .devtools.synapse import SynapseServer
@@ -78,16 +82,23 @@ def _pick_port(what: str, flag: str, given: int | None, stored: int | None, defa
     return port
 
 
+def _pick_port_or_any(
+    what: str, flag: str, given: int | None, stored: int | None, default: int
+) -> int:
+    """Like _pick_port, but any free port when nothing asks for one and the default is taken."""
+    if stored is not None or given is not None or _port_free(default):
+        return _pick_port(what, flag, given, stored, default)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def _pick_media_port(config_path: Path, given: int | None) -> int:
     """The gateway's port: kept in the data folder's config; else the option, 8009 or any."""
     stored = None
     if config_path.exists():
         stored = (YAML(typ="safe").load(config_path.read_text()) or {}).get("media", {}).get("port")
-    if stored is not None or given is not None or _port_free(8009):
-        return _pick_port("media gateway", "--port-media", given, stored, 8009)
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return _pick_port_or_any("media gateway", "--port-media", given, stored, 8009)
 
 
 class Demo:
@@ -97,6 +108,8 @@ class Demo:
         port_hs: int | None,
         port_bridge: int | None,
         port_media: int | None = None,
+        portal: bool = False,
+        port_wp: int | None = None,
     ) -> None:
         self.data = data
         self.reg_path = data / "registration.yaml"
@@ -118,6 +131,12 @@ class Demo:
         # other request to Synapse (media.proxy_client_api), standing in for nginx.
         self.media_port = _pick_media_port(data / "config.yaml", port_media)
         self.media_url = f"http://127.0.0.1:{self.media_port}"
+        self.portal: Portal | None = None
+        if portal:
+            folder = data / "wordpress"
+            stored_wp = (Portal.stored_state(folder) or {}).get("port")
+            wp_port = _pick_port_or_any("WordPress", "--port-wp", port_wp, stored_wp, 8080)
+            self.portal = Portal(folder, wp_port)
         self.config = self._write_config()
         if not self.reg_path.exists():
             reg.write(self.config, self.reg_path)
@@ -155,6 +174,9 @@ class Demo:
             "logging": {"level": "INFO", "file": str(self.data / "bridge.log")},
             "media": {"enabled": True, "port": self.media_port, "proxy_client_api": True},
         }
+        if self.portal is not None:
+            # Password logins (Element's, the portal's own) are checked by WordPress, as a firm's.
+            data["wordpress"] = {"login_check_url": self.portal.login_check_url}
         path = self.data / "config.yaml"
         _write_private(path, "")
         with path.open("w") as f:
@@ -313,6 +335,8 @@ class Demo:
         while pending:
             for wp_id in list(pending):
                 status, view = await get(wp_id)
+                if status == 404 and self.portal is not None:
+                    continue  # WordPress's webhook has not arrived yet
                 if status != 200:
                     raise DemoError(f"GET {kind} {wp_id}: {status} {view}")
                 views[wp_id] = view
@@ -321,6 +345,8 @@ class Demo:
             if pending and loop.time() > deadline:
                 details = "; ".join(
                     f"{kind} {i} {views[i]['sync']['state']}: {views[i]['sync']['last_error']}"
+                    if i in views
+                    else f"{kind} {i} never reached the bridge (see the outbox in wp-admin)"
                     for i in pending
                 )
                 raise DemoError(
@@ -331,15 +357,20 @@ class Demo:
                 await asyncio.sleep(0.25)
         return [views[item["id"]] for item in items]
 
+    def demo_passwords(self, user_ids: list[str]) -> dict[str, str]:
+        """Demo passwords by Matrix id, kept in the data folder (the same with --portal or not)."""
+        path = self.data / "passwords.json"
+        stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+        for uid in user_ids:
+            stored.setdefault(uid, secrets.token_urlsafe(9))
+        _write_private(path, json.dumps(stored, indent=2))
+        return stored
+
     async def set_passwords(
         self, http: aiohttp.ClientSession, admin_token: str, people: list[dict]
     ) -> dict[str, str]:
         """Demo passwords by Matrix id (kept in the data folder), set with the admin API."""
-        path = self.data / "passwords.json"
-        stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
-        for person in people:
-            stored.setdefault(person["user_id"], secrets.token_urlsafe(9))
-        _write_private(path, json.dumps(stored, indent=2))
+        stored = self.demo_passwords([person["user_id"] for person in people])
         headers = {"Authorization": f"Bearer {admin_token}"}
         for person in people:
             uid = person["user_id"]
@@ -394,8 +425,13 @@ class Demo:
                 else f"in {pw_file}"
             ),
             "",
-            "People (demo passwords: the demo has no WordPress; a firm's people log in with"
-            " their WordPress passwords):",
+            (
+                "People (their WordPress passwords, checked by WordPress: the same in the portal"
+                " and in Element):"
+                if self.portal is not None
+                else "People (demo passwords: the demo has no WordPress; a firm's people log in"
+                " with their WordPress passwords):"
+            ),
         ]
         for p in people:
             uid = p["user_id"]
@@ -415,11 +451,78 @@ class Demo:
         ]
         return "\n".join(lines)
 
+    def portal_summary(self, people: list[dict], passwords: dict[str, str]) -> str:
+        assert self.portal is not None
+        by_role = {p["role"]: p for p in reversed(people)}  # the first of each role
+        client, attorney, admin = by_role["client"], by_role["partner"], by_role["administrator"]
+        state = self.portal.folder / "state.json"
+
+        def login(p: dict) -> str:
+            uid = p["user_id"]
+            return f"{uid[1:].split(':', 1)[0]:<10} password {passwords[uid]:<14}"
+
+        return "\n".join(
+            [
+                "",
+                f"Portal       {self.portal.url}/  (WordPress with the firm-bridge plugin; logs:"
+                f" {self.portal.folder}/debug.log)",
+                f"Chat page    {self.portal.chat_url}",
+                f"Client       {login(client)} {client['display_name']}: log in at"
+                f" {self.portal.url}/wp-login.php, the chat page follows",
+                f"Attorney     {login(attorney)} {attorney['display_name']}: in Element"
+                f" ({self.media_url}, user {attorney['user_id']}) or at the portal",
+                f"WP admin     {login(admin)} {admin['display_name']}: {self.portal.url}/wp-admin/"
+                f" (the installer's own 'admin': password in {state})",
+            ]
+        )
+
+    async def provision_portal(
+        self, http: aiohttp.ClientSession, api: ProvisioningClient
+    ) -> tuple[list[dict], list[dict], dict[str, str]]:
+        """The firm from WordPress: people and matters made there reach the bridge through the
+        plugin's webhooks; WordPress checks every password login."""
+        assert self.portal is not None
+        await self.portal.start(
+            f"http://127.0.0.1:{self.bridge_port}",
+            self.config.provisioning.shared_secret,
+            self.media_url,
+        )
+        by_login = {p["login"]: f"@{p['login']}:{DOMAIN}" for p in self.firm["people"]}
+        passwords = self.demo_passwords(list(by_login.values()))
+        await self.portal.add_firm(
+            self.firm, {login: passwords[uid] for login, uid in by_login.items()}
+        )
+        people = await self._wait_synced(api.get_person, "person", self.firm["people"])
+        matters = await self._wait_synced(api.get_matter, "matter", self.firm["matters"])
+        return people, matters, passwords
+
+    async def check_portal(
+        self,
+        http: aiohttp.ClientSession,
+        people: list[dict],
+        matters: list[dict],
+        passwords: dict[str, str],
+    ) -> None:
+        """A client's and an attorney's WordPress passwords log in to the homeserver; the
+        client's portal session reaches the homeserver and finds their matter rooms."""
+        assert self.portal is not None
+        client = next(p for p in people if p["role"] == "client")
+        attorney = next(p for p in people if p["role"] == "partner")
+        for p in (client, attorney):
+            await self.check_login(http, p["user_id"], passwords[p["user_id"]])
+        login = client["user_id"][1:].split(":", 1)[0]
+        rooms = await self.portal.check(http, login, passwords[client["user_id"]], self.media_url)
+        theirs = {m["room_id"] for m in matters if client["user_id"] in m["members"]}
+        if not theirs or not theirs <= set(rooms):
+            raise DemoError(
+                f"{login}'s portal session lacks matter rooms: has {rooms}, wants {sorted(theirs)}"
+            )
+
 
 async def run(args: argparse.Namespace) -> int:
     data: Path = args.data.resolve()
     data.mkdir(mode=0o700, parents=True, exist_ok=True)
-    demo = Demo(data, args.port_hs, args.port_bridge, args.port_media)
+    demo = Demo(data, args.port_hs, args.port_bridge, args.port_media, args.portal, args.port_wp)
     setup_logging(demo.config)
     for handler in logging.getLogger().handlers:  # the full log goes to bridge.log
         if type(handler) is logging.StreamHandler:
@@ -439,6 +542,8 @@ async def run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
 
+    if demo.portal is not None:
+        check_prerequisites()
     relayed = demo.start_relay()
     server = demo.start_synapse()
     bridge: Bridge | None = None
@@ -452,19 +557,26 @@ async def run(args: argparse.Namespace) -> int:
                 raise DemoError(
                     f"the bridge cannot listen on port {demo.bridge_port}: {e}"
                 ) from None
-            # After the bridge: the homeserver's module asks it about every password login.
-            admin_token = await demo.admin_login(http)
             api = ProvisioningClient(
                 f"http://127.0.0.1:{demo.bridge_port}",
                 demo.config.provisioning.shared_secret,
                 session=http,
             )
-            people, matters = await demo.provision(api)
-            passwords = await demo.set_passwords(http, admin_token, people)
-            await demo.check_login(http, people[0]["user_id"], passwords[people[0]["user_id"]])
+            if demo.portal is not None:
+                people, matters, passwords = await demo.provision_portal(http, api)
+                await demo.check_portal(http, people, matters, passwords)
+            else:
+                # After the bridge: the homeserver's module asks it about every password login.
+                admin_token = await demo.admin_login(http)
+                people, matters = await demo.provision(api)
+                passwords = await demo.set_passwords(http, admin_token, people)
+                uid = people[0]["user_id"]
+                await demo.check_login(http, uid, passwords[uid])
+                await demo.logout(http, admin_token)
             await demo.check_gateway(http)
-            await demo.logout(http, admin_token)
         print(demo.summary(people, matters, passwords), flush=True)
+        if demo.portal is not None:
+            print(demo.portal_summary(people, passwords), flush=True)
         print(
             f"Calls        relayed by coturn on 127.0.0.1:{demo.relay.port}"
             if relayed
@@ -472,7 +584,16 @@ async def run(args: argparse.Namespace) -> int:
             flush=True,
         )
         if args.check:
-            print("\nCheck passed: every room converged and password login works.", flush=True)
+            print(
+                "\nCheck passed: every room converged and password login works"
+                + (
+                    " (checked by WordPress); the portal's chat session logs the client in"
+                    " and finds their matter rooms."
+                    if demo.portal is not None
+                    else "."
+                ),
+                flush=True,
+            )
             return 0
         print("\nRunning; press Ctrl-C to stop.", flush=True)
         try:
@@ -484,6 +605,8 @@ async def run(args: argparse.Namespace) -> int:
         print("Interrupted during set-up; stopping.", file=sys.stderr)
         return 130
     finally:
+        if demo.portal is not None:
+            await demo.portal.stop()
         if bridge is not None:
             await bridge.stop()
         server.stop()
@@ -499,10 +622,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--check", action="store_true", help="set up, verify, print the summary and exit"
     )
+    parser.add_argument(
+        "--portal",
+        action="store_true",
+        help="also the real WordPress with the plugin: the firm comes from it, its chat page",
+    )
+    parser.add_argument("--port-wp", type=int, help="WordPress's port with --portal (default 8080)")
     args = parser.parse_args(argv)
     try:
         return asyncio.run(run(args))
-    except (DemoError, ConfigError) as e:
+    except (DemoError, ConfigError, PortalError) as e:
         print(f"demo: {e}", file=sys.stderr)
         return 1
 
