@@ -470,7 +470,8 @@ class Demo:
                 f"Client       {login(client)} {client['display_name']}: log in at"
                 f" {self.portal.url}/wp-login.php, the chat page follows",
                 f"Attorney     {login(attorney)} {attorney['display_name']}: in Element"
-                f" ({self.media_url}, user {attorney['user_id']}) or at the portal",
+                f" ({self.media_url}, user {attorney['user_id']}), or the chat page after"
+                " logging in to the portal",
                 f"WP admin     {login(admin)} {admin['display_name']}: {self.portal.url}/wp-admin/"
                 f" (the installer's own 'admin': password in {state})",
             ]

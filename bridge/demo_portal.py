@@ -201,6 +201,7 @@ class Portal:
         # One request: the plugin sends each person and matter once, in its own order, at the end.
         result = await self.site.php(
             f"$people = {php_literal(people)}; $matters = {php_literal(matters)};"
+            f" $firm = {php_literal(firm.get('firm', 'Demo firm'))};"
             r"""
             global $wpdb;
             $made = array();
@@ -242,6 +243,11 @@ class Portal:
                 if ( is_wp_error( $page ) ) { return array( 'error' => 'chat page: ' . $page->get_error_message() ); }
                 // Clients (and associates, paralegals, assistants) land here after logging in.
                 update_option( 'firm_bridge_chat_page', $page );
+                // A new site: the firm's name, and none of WordPress's sample content.
+                update_option( 'blogname', $firm );
+                foreach ( array( get_page_by_path( 'sample-page' ), get_page_by_path( 'hello-world', OBJECT, 'post' ) ) as $sample ) {
+                    if ( $sample ) { wp_delete_post( $sample->ID, true ); }
+                }
             }
             return array( 'made' => $made, 'chat_url' => get_permalink( $page ) );
             """,
