@@ -626,6 +626,19 @@ async def test_portal_login_token(firm: Firm) -> None:
         assert r.status == 401
 
 
+async def test_portal_login_token_for_a_person_made_a_moment_ago(firm: Firm) -> None:
+    """The module may not have read the firm's state since the person was made (it reads every
+    second): a refusal is re-checked on a fresh read, so their first chat-session works."""
+    for n in range(5):
+        wp_id = 40 + n
+        await firm.person(wp_id, f"new{n}", "client", attorneys=[])
+        await firm.wait_synced("person", wp_id)
+        status, minted = await firm.api.request(
+            "POST", f"/_firm/v1/people/{firm.pid(wp_id)}/login-token"
+        )
+        assert status == 200, (n, minted)
+
+
 # --- the policy from WordPress's Restrictions screen ------------------------------------------
 
 

@@ -681,11 +681,23 @@ class FirmPolicyModule:
         return not person.active
 
     async def mint_login_token(self, user_id: str) -> dict:
+        def active(view: FirmView) -> bool:
+            person = view.people.get(user_id)
+            return person is not None and person.active
+
+        # As in _judge: a refusal is re-checked on state read after the request arrived, so a
+        # person WordPress made a moment ago can open the portal's chat at once (on workers,
+        # the process asked may not have read the change yet).
+        arrived = time.monotonic()
         current = self._current()
+        if current is None and await self.refresh():
+            current = self._current()
+        if current is not None and not active(current[0]):
+            if self._read_began < arrived and await self.refresh():
+                current = self._current()
         if current is None:
             raise SynapseError(503, "Firm state unavailable", Codes.UNKNOWN)
-        person = current[0].people.get(user_id)
-        if person is None or not person.active:
+        if not active(current[0]):
             raise SynapseError(403, "Not an active person of the firm", Codes.FORBIDDEN)
         token = await self.api.create_login_token(user_id, duration_in_ms=LOGIN_TOKEN_MS)
         log.info("Minted a portal login token for %s", user_id)
