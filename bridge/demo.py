@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import secrets
 import signal
 import socket
@@ -30,6 +29,7 @@ from . import registration as reg
 from .app import Bridge, setup_logging
 from .config import Config, ConfigError, load
 from .demo_portal import Portal, PortalError, check_prerequisites
+from .devtools import write_private
 from .devtools.client import ProvisioningClient, order_people
 from .devtools.coturn import Coturn, turnserver_path
 from .devtools.synapse import SynapseServer
@@ -48,12 +48,6 @@ def _base_url(well_known: Any) -> str | None:
     hs = well_known.get("m.homeserver") if isinstance(well_known, dict) else None
     url = hs.get("base_url") if isinstance(hs, dict) else None
     return url.rstrip("/") if isinstance(url, str) else None
-
-
-def _write_private(path: Path, text: str) -> None:
-    with open(path, "w", opener=lambda p, f: os.open(p, f, 0o600)) as fh:
-        fh.write(text)
-    path.chmod(0o600)
 
 
 def _port_free(port: int) -> bool:
@@ -101,6 +95,11 @@ def _pick_media_port(config_path: Path, given: int | None) -> int:
     return _pick_port_or_any("media gateway", "--port-media", given, stored, 8009)
 
 
+def _first_of(people: list[dict], role: str) -> dict:
+    """The firm file's first person of a role: the one the portal's summary and check use."""
+    return next(p for p in people if p["role"] == role)
+
+
 class Demo:
     def __init__(
         self,
@@ -146,7 +145,7 @@ class Demo:
     def _secret(self, name: str) -> str:
         path = self.data / name
         if not path.exists():
-            _write_private(path, secrets.token_urlsafe(48))
+            write_private(path, secrets.token_urlsafe(48))
         return path.read_text().strip()
 
     def _write_config(self, admin_token: str | None = None) -> Config:
@@ -178,7 +177,7 @@ class Demo:
             # Password logins (Element's, the portal's own) are checked by WordPress, as a firm's.
             data["wordpress"] = {"login_check_url": self.portal.login_check_url}
         path = self.data / "config.yaml"
-        _write_private(path, "")
+        write_private(path, "")
         with path.open("w") as f:
             YAML().dump(data, f)
         return load(path)
@@ -236,7 +235,7 @@ class Demo:
                 self.data / "coturn", secret=self._secret("turn-secret"), port=port
             )
             if port is None:
-                _write_private(port_file, str(self._relay.port))
+                write_private(port_file, str(self._relay.port))
         return self._relay
 
     def start_relay(self) -> bool:
@@ -263,8 +262,8 @@ class Demo:
                     f"cannot create @_admin ({e}); if it exists but {password_path} is lost, "
                     "remove the data folder to start over"
                 ) from None
-            _write_private(password_path, password)
-            _write_private(token_path, str(made["access_token"]))
+            write_private(password_path, password)
+            write_private(token_path, str(made["access_token"]))
             self.new_admin_password = password
         if token_path.exists():
             token = token_path.read_text().strip()
@@ -276,7 +275,7 @@ class Demo:
         # Lost or revoked: a new session (the module cannot ask the bridge yet, so Synapse's own
         # password check answers).
         token = await self.admin_login(http)
-        _write_private(token_path, token)
+        write_private(token_path, token)
         return token
 
     async def admin_login(self, http: aiohttp.ClientSession) -> str:
@@ -363,7 +362,7 @@ class Demo:
         stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
         for uid in user_ids:
             stored.setdefault(uid, secrets.token_urlsafe(9))
-        _write_private(path, json.dumps(stored, indent=2))
+        write_private(path, json.dumps(stored, indent=2))
         return stored
 
     async def set_passwords(
@@ -453,8 +452,9 @@ class Demo:
 
     def portal_summary(self, people: list[dict], passwords: dict[str, str]) -> str:
         assert self.portal is not None
-        by_role = {p["role"]: p for p in reversed(people)}  # the first of each role
-        client, attorney, admin = by_role["client"], by_role["partner"], by_role["administrator"]
+        client, attorney, admin = (
+            _first_of(people, role) for role in ("client", "partner", "administrator")
+        )
         state = self.portal.folder / "state.json"
 
         def login(p: dict) -> str:
@@ -507,8 +507,7 @@ class Demo:
         """A client's and an attorney's WordPress passwords log in to the homeserver; the
         client's portal session reaches the homeserver and finds their matter rooms."""
         assert self.portal is not None
-        client = next(p for p in people if p["role"] == "client")
-        attorney = next(p for p in people if p["role"] == "partner")
+        client, attorney = _first_of(people, "client"), _first_of(people, "partner")
         for p in (client, attorney):
             await self.check_login(http, p["user_id"], passwords[p["user_id"]])
         login = client["user_id"][1:].split(":", 1)[0]

@@ -22,6 +22,7 @@ from typing import Any
 
 import aiohttp
 
+from .devtools import write_private
 from .devtools.wordpress import (
     DB_HOST,
     DB_PORT,
@@ -58,12 +59,6 @@ CRON_INTERVAL = 5.0  # s: the demo stands in for the system cron job a firm's si
 
 class PortalError(Exception):
     """The portal could not be set up; the message says why and what to do."""
-
-
-def _write_private(path: Path, text: str) -> None:
-    path.touch(mode=0o600, exist_ok=True)
-    path.chmod(0o600)
-    path.write_text(text)
 
 
 def check_prerequisites() -> None:
@@ -123,7 +118,7 @@ class Portal:
         return self.url + "/wp-json/firm-bridge/v1/login-check"
 
     def _save(self) -> None:
-        _write_private(self.state_path, json.dumps(self.state, indent=2))
+        write_private(self.state_path, json.dumps(self.state, indent=2))
 
     async def start(self, bridge_url: str, secret: str, homeserver: str) -> None:
         """Installs WordPress on the first run, serves it, points the plugin at the bridge."""

@@ -570,17 +570,6 @@ async def password_login(hs: Homeserver, user: str, password: str) -> tuple[int,
         return r.status, await r.json()
 
 
-async def whoami(hs: Homeserver, token: str) -> int:
-    async with (
-        aiohttp.ClientSession() as s,
-        s.get(
-            hs.url + "/_matrix/client/v3/account/whoami",
-            headers={"Authorization": f"Bearer {token}"},
-        ) as r,
-    ):
-        return r.status
-
-
 async def test_login_refused_while_wordpress_is_unreachable(
     homeserver: Homeserver, db_uri: str, tmp_path: Path
 ) -> None:

@@ -40,7 +40,7 @@ from ..core.constants import (
 )
 from ..core.firm_view import FirmView
 from ..core.homeserver_settings import missing
-from ..core.policy import Decision, Policy
+from ..core.policy import ALLOW, Decision, Policy
 from .workers import Fanout, HeldResource, ReadFailed
 
 log = logging.getLogger("bridge.synapse_module")
@@ -72,6 +72,7 @@ def _forbidden(reason: str) -> SynapseError:
 
 
 UNREADABLE = Decision(False, "the firm's state cannot be read right now")
+NOT_ACTIVE = Decision(False, "Not an active person of the firm")
 UNREADABLE_LOGIN = _refuse(UNREADABLE.reason)
 
 
@@ -681,24 +682,18 @@ class FirmPolicyModule:
         return not person.active
 
     async def mint_login_token(self, user_id: str) -> dict:
-        def active(view: FirmView) -> bool:
+        def active(view: FirmView, _policy: Policy) -> Decision:
             person = view.people.get(user_id)
-            return person is not None and person.active
+            return ALLOW if person is not None and person.active else NOT_ACTIVE
 
-        # As in _judge: a refusal is re-checked on state read after the request arrived, so a
-        # person WordPress made a moment ago can open the portal's chat at once (on workers,
-        # the process asked may not have read the change yet).
-        arrived = time.monotonic()
-        current = self._current()
-        if current is None and await self.refresh():
-            current = self._current()
-        if current is not None and not active(current[0]):
-            if self._read_began < arrived and await self.refresh():
-                current = self._current()
-        if current is None:
+        # Judged like every decision: a refusal is re-checked on fresh state, so a person
+        # WordPress made a moment ago can open the portal's chat at once (on workers, the
+        # process asked may not have read the change yet).
+        decision = await self._judge(active)
+        if decision is UNREADABLE:
             raise SynapseError(503, "Firm state unavailable", Codes.UNKNOWN)
-        if not active(current[0]):
-            raise SynapseError(403, "Not an active person of the firm", Codes.FORBIDDEN)
+        if not decision:
+            raise SynapseError(403, NOT_ACTIVE.reason, Codes.FORBIDDEN)
         token = await self.api.create_login_token(user_id, duration_in_ms=LOGIN_TOKEN_MS)
         log.info("Minted a portal login token for %s", user_id)
         return {"login_token": token, "expires_in_ms": LOGIN_TOKEN_MS}

@@ -7,8 +7,8 @@ import secrets
 from pathlib import Path
 
 from conftest import Homeserver
-from test_policy_module import password_login, whoami
-from test_reconciler import eventually
+from test_policy_module import password_login
+from test_reconciler import eventually, whoami_status
 
 from .conftest import _wp_firm
 from .wp_harness import WordPressSite
@@ -34,7 +34,7 @@ async def test_matrix_login_with_wordpress_password(
         assert status == 200, resp
         assert resp["user_id"] == person["user_id"]
         token = resp["access_token"]
-        assert await whoami(homeserver, token) == 200
+        assert await whoami_status(homeserver, token) == 200
         for user, pw in ((login, password + "x"), (f"nobody{wp.tag}", password)):
             status, resp = await password_login(homeserver, user, pw)
             assert status == 403, (user, resp)
@@ -45,7 +45,7 @@ async def test_matrix_login_with_wordpress_password(
         await wp.wait_bridge("person", uid, active=False)
 
         async def session_ended() -> bool:
-            return await whoami(homeserver, token) == 401
+            return await whoami_status(homeserver, token) == 401
 
         await eventually(session_ended, timeout=10)
         status, _ = await password_login(homeserver, login, password)
